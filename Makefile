@@ -1,0 +1,57 @@
+# Two commands a newcomer needs (see README.md):
+#   make book   installs everything, then builds the book with every notebook executed
+#   make test   installs everything, then runs the unit tests, every notebook (nbval) and the browser test
+# Both are idempotent: a second run reuses .venv and the vendored JavaScript.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+VENDOR := book/_static/vendor
+
+.PHONY: setup system book test notebooks benchmark clean
+
+setup: system $(VENV)/.installed $(VENDOR)/.installed
+
+# Debian packages: the dataset and, for the browser test, Chromium. Skipped where there is no
+# apt-get or no root: the data is then downloaded by torchvision, and the browser test says what is missing.
+system:
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  if [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v chromium >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null; \
+	  fi; \
+	else echo "not root or no apt-get: skipping Debian packages (dataset-fashion-mnist, chromium)"; fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e ".[book,test,d2l]"
+	$(PY) -m pip install -q --no-deps d2l==1.0.3
+	touch $@
+
+# MathJax, require.js and the ipywidgets HTML manager, served by the site itself so that math and
+# widgets show without internet.
+$(VENDOR)/.installed:
+	rm -rf $(VENDOR) build/npm && mkdir -p $(VENDOR) build/npm
+	cd build/npm && npm install --no-audit --no-fund --silent \
+	  @jupyter-widgets/html-manager@1.0.6 requirejs@2.3.8 mathjax@3.2.2
+	cp -r build/npm/node_modules/@jupyter-widgets/html-manager/dist $(VENDOR)/html-manager
+	rm -f $(VENDOR)/html-manager/*.map
+	cp build/npm/node_modules/requirejs/require.js $(VENDOR)/require.js
+	cp -r build/npm/node_modules/mathjax/es5 $(VENDOR)/mathjax
+	touch $@
+
+book: setup
+	$(VENV)/bin/jupyter-book build --all -W -n --keep-going book
+	@echo "The book is in book/_build/html/index.html"
+
+test: setup
+	$(PY) -m pytest --nbval-lax --nbval-current-env
+
+# Re-execute the notebooks in place, saving the outputs the website shows (profile: cpu here, full on a GPU).
+notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 book/*.ipynb
+
+benchmark: setup
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf book/_build build

@@ -1,0 +1,108 @@
+"""The ``alexnet-edu`` command: ``data``, ``train`` and ``summary``.
+
+    alexnet-edu data                                  # where Fashion-MNIST is; checks it loads
+    alexnet-edu train --model alexnet --profile full --out runs/full [--resume]
+    alexnet-edu summary --model alexnet_paper
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+import torch
+
+from . import models
+from .data import DataNotFoundError, CorruptDataError, load_fashion_mnist
+from .profiles import PROFILES, get_profile
+from .summary import summary
+from .train import default_device, fit
+
+MODELS = ("alexnet", "alexnet_paper", "lenet")
+
+
+def build_model(name: str, resolution: int) -> torch.nn.Module:
+    """The named model, shaped for grey Fashion-MNIST images at ``resolution`` px."""
+    if name == "alexnet":
+        return models.alexnet(image_size=resolution)
+    if name == "alexnet_paper":
+        return models.alexnet_paper(num_classes=10, in_channels=1)
+    return models.lenet()
+
+
+def model_resolution(name: str, resolution: int) -> int:
+    """LeNet reads 28 px and the paper's AlexNet 227 px; the d2l AlexNet takes the profile's size."""
+    return {"lenet": 28, "alexnet_paper": 227}.get(name, resolution)
+
+
+def cmd_data(args) -> None:
+    data = load_fashion_mnist(args.root)
+    print(f"Fashion-MNIST found in {data.source}")
+    print(f"  train: {tuple(data.train_images.shape)} images, labels {torch.bincount(data.train_labels).tolist()}")
+    print(f"  test:  {tuple(data.test_images.shape)} images, labels {torch.bincount(data.test_labels).tolist()}")
+
+
+def cmd_train(args) -> None:
+    profile = get_profile(args.profile)
+    resolution = model_resolution(args.model, profile.resolution)
+    device = default_device()
+    data = load_fashion_mnist(args.root, device).subset(profile.train_size, profile.test_size, seed=args.seed)
+    torch.manual_seed(args.seed)
+    model = build_model(args.model, resolution)
+    history = fit(model, data, profile=profile, resolution=resolution, epochs=args.epochs, lr=args.lr,
+                  out=args.out, resume=args.resume, seed=args.seed, device=device, compile=args.compile,
+                  augment=args.augment, live_plot=False)
+    print(history)
+    print(f"history and checkpoint in {args.out}")
+
+
+def cmd_summary(args) -> None:
+    if args.model == "alexnet_paper":  # as published: colour 227 px input, 1000 ImageNet classes
+        size = args.size or 227
+        model, shape = models.alexnet_paper(), (1, 3, size, size)
+    else:
+        size = args.size or model_resolution(args.model, 224)
+        model, shape = build_model(args.model, size), (1, 1, size, size)
+    print(f"{args.model}, input {'x'.join(map(str, shape[1:]))}; FLOPs for one image (a multiply-add counts 2)")
+    with pd.option_context("display.max_rows", None, "display.width", 120):
+        print(summary(model, shape).to_string(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="alexnet-edu", description="AlexNet on Fashion-MNIST, from the alexnet-edu book")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="find Fashion-MNIST and check that it loads")
+    p.add_argument("--root", help="a folder with the four IDX files (default: search, see alexnet_edu.data)")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", help="train a model with a profile's recipe")
+    p.add_argument("--model", choices=MODELS, default="alexnet")
+    p.add_argument("--profile", choices=tuple(PROFILES), help="default: ALEXNET_EDU_PROFILE, else full on a GPU, cpu without")
+    p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--epochs", type=int, help="override the profile's epoch count")
+    p.add_argument("--lr", type=float, help="override the profile's learning rate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augment", action="store_true", help="random crops and flips, as in the paper")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on a GPU)")
+    p.add_argument("--root", help="where Fashion-MNIST is (default: search)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("summary", help="per-layer output shapes, parameters and FLOPs")
+    p.add_argument("--model", choices=MODELS, default="alexnet")
+    p.add_argument("--size", type=int, help="input side in px (default: the model's own)")
+    p.set_defaults(func=cmd_summary)
+
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (DataNotFoundError, CorruptDataError) as exc:
+        print(f"alexnet-edu: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""The networks of the book: AlexNet as d2l.ai teaches it, AlexNet as the 2012 paper built it, LeNet-5.
+
+Each builder returns an ordinary ``nn.Module`` with a ``features`` part (convolutions) and a
+``classifier`` part (fully connected layers), like torchvision's ``alexnet.py``. The keyword
+switches (activation, dropout, LRN, pooling, width) exist for the ablation chapters; their defaults
+give the network the chapter names.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "AlexNet",
+    "LocalResponseNorm",
+    "alexnet",
+    "alexnet_paper",
+    "lenet",
+    "conv_output_size",
+    "ACTIVATIONS",
+]
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+
+
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+    """Side of a convolution's or pooling's output: floor((size + 2*padding - kernel) / stride) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class LocalResponseNorm(nn.Module):
+    """Local response normalisation exactly as written in Krizhevsky et al. (2012), section 3.3.
+
+        b[i] = a[i] / (k + alpha * sum_{j = max(0, i - n//2)}^{min(N - 1, i + n//2)} a[j]**2) ** beta
+
+    where i runs over the N channels at one pixel. ``torch.nn.LocalResponseNorm`` divides alpha by
+    n inside the bracket, so ``torch.nn.LocalResponseNorm(n, alpha=n * alpha, beta, k)`` computes
+    the same thing (``tests/test_models.py`` checks it).
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        squares = a.pow(2)
+        # Pad the channel axis with zeros so that every channel has a full window of n neighbours;
+        # the zeros make the window stop at the first and last channel as the formula's max/min do.
+        padded = F.pad(squares, (0, 0, 0, 0, self.size // 2, (self.size - 1) // 2))
+        channels = a.shape[1]
+        window_sum = sum(padded[:, j : j + channels] for j in range(self.size))
+        return a / (self.k + self.alpha * window_sum).pow(self.beta)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class AlexNet(nn.Module):
+    """A convolutional ``features`` stack, then a fully connected ``classifier``.
+
+    The forward pass checks its input first, so a wrong channel count or a too-small image fails
+    with a sentence that says what to pass instead of a shape error deep inside a Linear layer.
+    """
+
+    def __init__(self, features: nn.Sequential, classifier: nn.Sequential, in_channels: int, min_size: int,
+                 image_size: int):
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+        self.in_channels = in_channels
+        self.min_size = min_size
+        self.image_size = image_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_input(x, self.in_channels, self.min_size)
+        size = tuple(x.shape[-2:])
+        x = self.features(x)
+        x = torch.flatten(x, 1)
+        if x.shape[1] != self.classifier[0].in_features:
+            raise ValueError(
+                f"this model was built for {self.image_size}x{self.image_size} px images (its first Linear "
+                f"layer takes {self.classifier[0].in_features} features), but {size[0]}x{size[1]} px images give "
+                f"{x.shape[1]}: resize the images to {self.image_size} px or build it with image_size={size[0]}"
+            )
+        return self.classifier(x)
+
+
+def check_input(x: torch.Tensor, in_channels: int, min_size: int) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"expected a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}")
+    if x.shape[1] != in_channels:
+        hint = " (Fashion-MNIST is grey: build the model with in_channels=1)" if x.shape[1] == 1 else ""
+        raise ValueError(f"this model expects {in_channels}-channel images, got {x.shape[1]} channels{hint}")
+    if min(x.shape[-2:]) < min_size:
+        raise ValueError(
+            f"images of {x.shape[-2]}x{x.shape[-1]} px are too small for this model: the smallest "
+            f"input its convolution stack accepts is {min_size}x{min_size} px; resize the images up"
+        )
+
+
+def _pool(overlap: bool) -> nn.MaxPool2d:
+    # The paper's overlapping pooling (window z=3, stride s=2) or the usual non-overlapping z=s=2.
+    return nn.MaxPool2d(kernel_size=3, stride=2) if overlap else nn.MaxPool2d(kernel_size=2, stride=2)
+
+
+def _spatial_size(features: nn.Sequential, size: int) -> int:
+    """Follow an image side through every convolution and pooling of ``features``."""
+    for layer in features:
+        if isinstance(layer, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+            k, s, p = (layer.kernel_size, layer.stride, layer.padding)
+            k, s, p = (v[0] if isinstance(v, tuple) else v for v in (k, s, p))
+            size = conv_output_size(size, k, s, p)
+    return size
+
+
+def _smallest_input(features: nn.Sequential) -> int:
+    size = 1
+    while _spatial_size(features, size) < 1:
+        size += 1
+    return size
+
+
+def _classifier(in_features: int, hidden: int, num_classes: int, act: type[nn.Module], dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), act(), nn.Dropout(dropout),
+        nn.Linear(hidden, hidden), act(), nn.Dropout(dropout),
+        nn.Linear(hidden, num_classes),
+    )
+
+
+def alexnet(
+    num_classes: int = 10,
+    in_channels: int = 1,
+    image_size: int = 224,
+    *,
+    activation: str = "relu",
+    dropout: float = 0.5,
+    lrn: bool = False,
+    overlap_pooling: bool = True,
+    width: float = 1.0,
+) -> AlexNet:
+    """AlexNet as d2l.ai teaches it: one tower, grey 224x224 input, 10 classes, 46,764,746 parameters.
+
+    ``image_size`` sets the input side the first Linear layer is sized for (224 px gives a 5x5x256
+    map, so 6,400 inputs; 96 px gives 1x1x256, so 256). ``width`` scales every layer's channel and
+    unit count; ``lrn`` adds the paper's LRN after the first two ReLUs.
+    """
+    act = ACTIVATIONS[activation]
+    c1, c2, c3, c4, c5, hidden = (max(1, round(c * width)) for c in (96, 256, 384, 384, 256, 4096))
+    features = nn.Sequential(
+        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), act(),
+        *([LocalResponseNorm()] if lrn else []),
+        _pool(overlap_pooling),
+        nn.Conv2d(c1, c2, kernel_size=5, padding=2), act(),
+        *([LocalResponseNorm()] if lrn else []),
+        _pool(overlap_pooling),
+        nn.Conv2d(c2, c3, kernel_size=3, padding=1), act(),
+        nn.Conv2d(c3, c4, kernel_size=3, padding=1), act(),
+        nn.Conv2d(c4, c5, kernel_size=3, padding=1), act(),
+        _pool(overlap_pooling),
+    )
+    side = _spatial_size(features, image_size)
+    if side < 1:
+        raise ValueError(f"image_size={image_size} is too small: this stack needs at least {_smallest_input(features)} px")
+    classifier = _classifier(c5 * side * side, hidden, num_classes, act, dropout)
+    return AlexNet(features, classifier, in_channels, _smallest_input(features), image_size)
+
+
+def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5) -> AlexNet:
+    """The 2012 network as published: two GPU towers, LRN, overlapping pooling, 60,965,224 parameters.
+
+    Input is 227x227, not the 224x224 the paper's text says: with an 11x11 kernel, stride 4 and no
+    padding, only 227 gives the 55x55 first map of the paper's Figure 2 ((227 - 11) / 4 + 1 = 55).
+    The two GPUs are the ``groups=2`` convolutions: conv2, conv4 and conv5 see only the kernel maps
+    of their own GPU, while conv3 and the fully connected layers read both.
+    """
+    features = nn.Sequential(
+        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), LocalResponseNorm(), _pool(True),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(), LocalResponseNorm(), _pool(True),
+        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(), _pool(True),
+    )
+    side = _spatial_size(features, 227)
+    classifier = _classifier(256 * side * side, 4096, num_classes, nn.ReLU, dropout)
+    return AlexNet(features, classifier, in_channels, _smallest_input(features), 227)
+
+
+def lenet(num_classes: int = 10) -> nn.Sequential:
+    """LeNet-5 as d2l.ai writes it: sigmoid units, average pooling, 28x28 grey input, 61,706 parameters."""
+    return nn.Sequential(
+        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
+        nn.Flatten(),
+        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
+        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(84, num_classes),
+    )

@@ -1,0 +1,60 @@
+"""Profiles: how much training a chapter does, chosen once for the machine it runs on.
+
+* ``full``: the d2l.ai recipe, all 60,000 images at 224 px for 10 epochs. Seconds on a GPU.
+* ``cpu``: the default without a GPU. A balanced subset at 96 px, small enough that a chapter's
+  training takes about two minutes on a 2-core laptop, large enough that the curves visibly learn.
+* ``smoke``: a few hundred images for a few seconds; what the tests run. Its numbers mean nothing.
+
+``ALEXNET_EDU_PROFILE`` picks one; otherwise ``full`` when CUDA is present, else ``cpu``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+
+__all__ = ["Profile", "PROFILES", "get_profile"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    train_size: int | None   # None: all 60,000
+    test_size: int | None    # None: all 10,000
+    resolution: int          # images are resized to resolution x resolution
+    epochs: int
+    batch_size: int
+    lr: float
+    meaning: str
+
+    def describe(self) -> str:
+        train = "all 60,000" if self.train_size in (None, 60_000) else f"{self.train_size:,}"
+        test = "all 10,000" if self.test_size in (None, 10_000) else f"{self.test_size:,}"
+        return (f"profile '{self.name}': {train} training images, {test} test images, "
+                f"{self.resolution}x{self.resolution} px, {self.epochs} epoch(s), batch {self.batch_size}, "
+                f"lr {self.lr}. {self.meaning}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES = {
+    "full": Profile("full", None, None, 224, 10, 128, 0.01,
+                    "The d2l.ai recipe at full size: the numbers are comparable with the paper's setting."),
+    "cpu": Profile("cpu", 6000, 2000, 96, 3, 32, 0.02,
+                   "A small run for a CPU: a balanced subset at 96 px, so expect lower accuracy than "
+                   "the full recipe; run with a GPU for the real thing."),
+    "smoke": Profile("smoke", 320, 200, 96, 1, 32, 0.02,
+                     "A seconds-long check that the code runs, used by the tests; its numbers mean nothing."),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, else ``ALEXNET_EDU_PROFILE``, else ``full`` with CUDA and ``cpu`` without."""
+    name = name or os.environ.get("ALEXNET_EDU_PROFILE") or ("full" if torch.cuda.is_available() else "cpu")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
+                         f"(set ALEXNET_EDU_PROFILE or pass profile=)")
+    return PROFILES[name]

@@ -1,0 +1,41 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from alexnet_edu import data as data_module
+
+FILES = data_module.FILES
+
+
+def write_idx(path, array, compress):
+    """Write an IDX file (big-endian header: magic 0x0000_08_ndim, then each dimension)."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if compress else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def write_tiny_fashion_mnist(folder, n_train=40, n_test=20, compress=True, seed=0):
+    """Four small IDX files with the real names: images i have every pixel = label * 25."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if compress else ""
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = np.repeat(labels[:, None, None] * 25, 28, 1).repeat(28, 2)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+    return folder
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No real data anywhere: an empty cache, no system copy, no ALEXNET_EDU_DATA."""
+    monkeypatch.setenv("ALEXNET_EDU_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("ALEXNET_EDU_DATA", raising=False)
+    monkeypatch.setattr(data_module, "SYSTEM_DIR", tmp_path / "no-system-copy")
+    return tmp_path

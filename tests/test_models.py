@@ -1,0 +1,119 @@
+import pytest
+import torch
+from torch import nn
+
+from alexnet_edu.models import LocalResponseNorm, alexnet, alexnet_paper, conv_output_size, lenet
+from alexnet_edu.summary import summary
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def test_parameter_counts_are_exact():
+    assert n_params(alexnet()) == 46_764_746
+    assert n_params(alexnet_paper()) == 60_965_224
+    assert n_params(lenet()) == 61_706
+    # At 96 px the conv stack ends in 256x1x1, so the first Linear has 256 inputs, not 6,400.
+    assert n_params(alexnet(image_size=96)) == 46_764_746 - (6400 - 256) * 4096
+
+
+def test_output_shapes():
+    assert alexnet()(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
+    assert alexnet_paper()(torch.zeros(2, 3, 227, 227)).shape == (2, 1000)
+    assert alexnet_paper(num_classes=10, in_channels=1)(torch.zeros(2, 1, 227, 227)).shape == (2, 10)
+    assert lenet()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_every_layer_shape_of_alexnet_at_224():
+    table = summary(alexnet(), (1, 1, 224, 224))
+    assert table["output shape"].tolist()[:-1] == [
+        "96x54x54", "96x54x54", "96x26x26",
+        "256x26x26", "256x26x26", "256x12x12",
+        "384x12x12", "384x12x12",
+        "384x12x12", "384x12x12",
+        "256x12x12", "256x12x12", "256x5x5",
+        "4096", "4096", "4096",
+        "4096", "4096", "4096",
+        "10",
+    ]
+    assert table["parameters"].iloc[-1] == 46_764_746
+    # torch's FLOP counter: 1.876 GFLOP per image, nearly all in the convolutions.
+    assert table["FLOPs"].iloc[-1] == 1_876_292_352
+    assert table.loc[table["type"] == "Conv2d", "FLOPs"].sum() > 0.95 * table["FLOPs"].iloc[-1]
+
+
+def test_paper_network_shapes_match_figure_2():
+    table = summary(alexnet_paper(), (1, 3, 227, 227))
+    convs = table.loc[table["type"] == "Conv2d", "output shape"].tolist()
+    assert convs == ["96x55x55", "256x27x27", "384x13x13", "384x13x13", "256x13x13"]
+    grouped = [m.groups for m in alexnet_paper().features if isinstance(m, nn.Conv2d)]
+    assert grouped == [1, 2, 1, 2, 2]   # conv3 is the one that reads both GPUs' maps
+
+
+def test_conv_output_size_formula():
+    assert conv_output_size(224, 11, 4, 1) == 54
+    assert conv_output_size(227, 11, 4, 0) == 55
+    assert conv_output_size(54, 3, 2) == 26
+
+
+def lrn_by_the_formula(a, n=5, alpha=1e-4, beta=0.75, k=2.0):
+    """b[i] = a[i] / (k + alpha * sum_{j=max(0,i-n/2)}^{min(N-1,i+n/2)} a[j]^2)^beta, one loop per channel."""
+    N = a.shape[1]
+    out = torch.empty_like(a)
+    for i in range(N):
+        lo, hi = max(0, i - n // 2), min(N - 1, i + n // 2)
+        out[:, i] = a[:, i] / (k + alpha * (a[:, lo : hi + 1] ** 2).sum(1)) ** beta
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 3, 7, 96])
+def test_lrn_matches_the_papers_formula_including_edge_channels(channels):
+    torch.manual_seed(0)
+    a = torch.randn(2, channels, 4, 4, dtype=torch.float64) * 30  # large, so the normalisation bites
+    ours = LocalResponseNorm()(a)
+    expected = lrn_by_the_formula(a)
+    torch.testing.assert_close(ours, expected)
+    assert not torch.allclose(ours, a / 2 ** 0.75)  # the neighbours really matter
+
+
+def test_torch_lrn_uses_alpha_over_n():
+    torch.manual_seed(0)
+    a = torch.randn(2, 96, 5, 5, dtype=torch.float64) * 30
+    paper = LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)(a)
+    torch_same = nn.LocalResponseNorm(5, alpha=5 * 1e-4, beta=0.75, k=2.0)(a)
+    torch_naive = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0)(a)
+    torch.testing.assert_close(paper, torch_same)
+    assert not torch.allclose(paper, torch_naive)
+
+
+def test_too_small_input_says_the_minimum():
+    assert alexnet(image_size=65)(torch.zeros(1, 1, 65, 65)).shape == (1, 10)
+    model = alexnet()
+    with pytest.raises(ValueError, match=r"smallest input .* 65x65"):
+        model(torch.zeros(1, 1, 64, 64))
+    with pytest.raises(ValueError, match="too small.*at least 65"):
+        alexnet(image_size=64)
+
+
+def test_input_of_another_size_than_built_for_says_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"built for 224x224 .* image_size=96"):
+        alexnet()(torch.zeros(1, 1, 96, 96))
+
+
+def test_wrong_channel_count_says_what_to_do():
+    with pytest.raises(ValueError, match="expects 1-channel images, got 3"):
+        alexnet()(torch.zeros(1, 3, 224, 224))
+    with pytest.raises(ValueError, match="in_channels=1"):
+        alexnet_paper()(torch.zeros(1, 1, 227, 227))
+
+
+def test_switches_change_the_network():
+    assert sum(isinstance(m, nn.Tanh) for m in alexnet(activation="tanh").modules()) == 7
+    assert sum(isinstance(m, LocalResponseNorm) for m in alexnet(lrn=True).modules()) == 2
+    assert all(m.p == 0.0 for m in alexnet(dropout=0.0).modules() if isinstance(m, nn.Dropout))
+    pools = [m for m in alexnet(overlap_pooling=False).modules() if isinstance(m, nn.MaxPool2d)]
+    assert [(p.kernel_size, p.stride) for p in pools] == [(2, 2)] * 3
+    half = alexnet(width=0.5, image_size=96)
+    assert half(torch.zeros(1, 1, 96, 96)).shape == (1, 10)
+    assert n_params(half) < n_params(alexnet(image_size=96)) / 3

@@ -1,0 +1,47 @@
+import json
+
+import pytest
+
+from alexnet_edu import cli
+from alexnet_edu.profiles import PROFILES, get_profile
+
+from conftest import write_tiny_fashion_mnist
+
+
+def test_profile_choice(monkeypatch):
+    monkeypatch.setenv("ALEXNET_EDU_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    assert get_profile("full").name == "full"
+    monkeypatch.delenv("ALEXNET_EDU_PROFILE")
+    import torch
+    assert get_profile().name == ("full" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="choose one of full, cpu, smoke"):
+        get_profile("huge")
+
+
+def test_full_profile_is_the_d2l_recipe():
+    full = PROFILES["full"]
+    assert (full.train_size, full.resolution, full.epochs, full.batch_size, full.lr) == (None, 224, 10, 128, 0.01)
+
+
+def test_cli_train_smoke_then_resume(isolated, tmp_path, capsys):
+    folder = write_tiny_fashion_mnist(isolated / "data", n_train=60, n_test=30)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--profile", "smoke", "--root", str(folder), "--out", str(out)]) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert history["profile"] == "smoke" and len(history["test_acc"]) == 1
+    assert "profile 'smoke'" in capsys.readouterr().out
+    assert cli.main(["train", "--profile", "smoke", "--epochs", "2", "--root", str(folder), "--out", str(out), "--resume"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    assert len(json.loads((out / "history.json").read_text())["test_acc"]) == 2
+
+
+def test_cli_data_reports_missing_data_clearly(isolated, capsys):
+    assert cli.main(["data", "--root", str(isolated / "nothing")]) == 2
+    assert "does not hold the four Fashion-MNIST files" in capsys.readouterr().err
+
+
+def test_cli_summary(capsys):
+    assert cli.main(["summary", "--model", "alexnet_paper"]) == 0
+    out = capsys.readouterr().out
+    assert "60965224" in out and "96x55x55" in out
