@@ -19,6 +19,8 @@ __all__ = [
     "alexnet_paper",
     "lenet",
     "conv_output_size",
+    "paper_init",
+    "xavier_init",
     "ACTIVATIONS",
 ]
 
@@ -130,6 +132,32 @@ def _classifier(in_features: int, hidden: int, num_classes: int, act: type[nn.Mo
     )
 
 
+def xavier_init(model: nn.Module) -> nn.Module:
+    """d2l.ai's initialisation (``train_ch6``): Xavier-uniform weights in every Conv2d and Linear.
+
+    Xavier scales each layer's random weights to its fan-in and fan-out, so signals neither vanish
+    nor explode on the way through; PyTorch's default would leave AlexNet on a plateau for its
+    first hundred or so steps, and sigmoid LeNet for much longer.
+    """
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+    return model
+
+
+def paper_init(model: "AlexNet") -> "AlexNet":
+    """The paper's initialisation (section 5): weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5
+    and the hidden fully connected layers (to give ReLUs positive inputs early on), 0 elsewhere."""
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    for m in convs + linears:
+        nn.init.normal_(m.weight, std=0.01)
+        nn.init.zeros_(m.bias)
+    for m in [convs[1], convs[3], convs[4]] + linears[:-1]:
+        nn.init.ones_(m.bias)
+    return model
+
+
 def alexnet(
     num_classes: int = 10,
     in_channels: int = 1,
@@ -141,7 +169,8 @@ def alexnet(
     overlap_pooling: bool = True,
     width: float = 1.0,
 ) -> AlexNet:
-    """AlexNet as d2l.ai teaches it: one tower, grey 224x224 input, 10 classes, 46,764,746 parameters.
+    """AlexNet as d2l.ai teaches it: one tower, grey 224x224 input, 10 classes, 46,764,746 parameters,
+    Xavier-initialised as d2l's training function does.
 
     ``image_size`` sets the input side the first Linear layer is sized for (224 px gives a 5x5x256
     map, so 6,400 inputs; 96 px gives 1x1x256, so 256). ``width`` scales every layer's channel and
@@ -165,7 +194,7 @@ def alexnet(
     if side < 1:
         raise ValueError(f"image_size={image_size} is too small: this stack needs at least {_smallest_input(features)} px")
     classifier = _classifier(c5 * side * side, hidden, num_classes, act, dropout)
-    return AlexNet(features, classifier, in_channels, _smallest_input(features), image_size)
+    return xavier_init(AlexNet(features, classifier, in_channels, _smallest_input(features), image_size))
 
 
 def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5) -> AlexNet:
@@ -185,16 +214,16 @@ def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: flo
     )
     side = _spatial_size(features, 227)
     classifier = _classifier(256 * side * side, 4096, num_classes, nn.ReLU, dropout)
-    return AlexNet(features, classifier, in_channels, _smallest_input(features), 227)
+    return paper_init(AlexNet(features, classifier, in_channels, _smallest_input(features), 227))
 
 
 def lenet(num_classes: int = 10) -> nn.Sequential:
     """LeNet-5 as d2l.ai writes it: sigmoid units, average pooling, 28x28 grey input, 61,706 parameters."""
-    return nn.Sequential(
+    return xavier_init(nn.Sequential(
         nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(), nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Flatten(),
         nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
         nn.Linear(120, 84), nn.Sigmoid(),
         nn.Linear(84, num_classes),
-    )
+    ))

@@ -117,3 +117,13 @@ def test_switches_change_the_network():
     half = alexnet(width=0.5, image_size=96)
     assert half(torch.zeros(1, 1, 96, 96)).shape == (1, 10)
     assert n_params(half) < n_params(alexnet(image_size=96)) / 3
+
+
+def test_paper_initialisation():
+    torch.manual_seed(0)
+    model = alexnet_paper()
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    assert [float(m.bias.mean()) for m in convs] == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert [float(m.bias.mean()) for m in linears] == [1.0, 1.0, 0.0]
+    assert abs(float(linears[0].weight.std()) - 0.01) < 1e-4

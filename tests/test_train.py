@@ -26,8 +26,7 @@ def small_model():
 
 
 def test_fit_lowers_the_loss_and_records_history(tmp_path):
-    # AlexNet with PyTorch's default initialisation sits on a plateau at ln(4) for a dozen
-    # steps before it starts to learn, hence 20 short epochs.
+    # 20 short epochs of 6 steps: AlexNet sits near ln(4) for its first few dozen steps.
     history = fit(small_model(), easy_data(), profile="smoke", epochs=20, batch_size=16, resolution=72,
                   lr=0.02, out=tmp_path, progress=False, device="cpu")
     assert history.epochs == 20

@@ -1,0 +1,123 @@
+"""Training throughput: the d2l.ai pipeline against alexnet_edu's, in one run, on this machine.
+
+    python benchmarks/throughput.py [--batches N] [--batch-size 128]
+
+Both feed the same model (``alexnet_edu.models.alexnet()``, 1x224x224) for the same number of
+batches. d2l: ``d2l.load_data_fashion_mnist(batch_size, resize=224)``, a DataLoader whose workers
+resize every image with PIL, training in fp32. Ours: the whole dataset as one uint8 tensor on the
+device, one resize call per batch there; on CUDA also channels_last and bf16 autocast.
+Prints images/s for the data pipeline alone and for training, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from alexnet_edu.data import batches, find_fashion_mnist, load_fashion_mnist
+from alexnet_edu.models import alexnet
+from alexnet_edu.train import autocast_for, default_device, input_layout
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def d2l_loader(batch_size: int):
+    """d2l's loader reads ../data/FashionMNIST/raw; point that at our un-gzipped copy."""
+    from d2l import torch as d2l
+
+    raw = find_fashion_mnist() / "FashionMNIST" / "raw"
+    work = Path(tempfile.mkdtemp(prefix="d2l-bench-"))
+    (work / "data" / "FashionMNIST").mkdir(parents=True)
+    (work / "data" / "FashionMNIST" / "raw").symlink_to(raw)
+    (work / "cwd").mkdir()
+    os.chdir(work / "cwd")
+    train_iter, _ = d2l.load_data_fashion_mnist(batch_size, resize=224)
+    return train_iter
+
+
+def time_data(make_iter, n: int, device: torch.device) -> float:
+    """Images/s of producing ``n`` batches already on ``device`` (one warm-up batch not counted)."""
+    it = iter(make_iter())
+    x, _ = next(it)
+    sync(device)
+    start, seen = time.perf_counter(), 0
+    for _ in range(n):
+        x, y = next(it)
+        x = x.to(device, non_blocking=True)
+        seen += len(x)
+    sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def time_training(make_iter, n: int, device: torch.device, fast: bool) -> float:
+    """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter`` (after one warm-up step)."""
+    torch.manual_seed(0)
+    model = alexnet().to(device)
+    if fast:  # exactly what fit() does: channels_last and bf16 on CUDA, plain fp32 on a CPU
+        model = model.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    it = iter(make_iter())
+    start, seen = None, 0
+    for step in range(n + 1):
+        if step == 1:
+            sync(device)
+            start = time.perf_counter()
+        x, y = next(it)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if fast:
+            x = input_layout(x, device)
+        with autocast_for(device) if fast else torch.autocast(device.type, enabled=False):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step >= 1:
+            seen += len(y)
+    sync(device)
+    return seen / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batches", type=int, help="timed batches per measurement (default: 3 on CPU, 50 on GPU)")
+    args = parser.parse_args()
+    device = default_device()
+    n = args.batches or (50 if device.type == "cuda" else 3)
+    bs = args.batch_size
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; torch {torch.__version__}; batch {bs}; {n} timed batches per figure; AlexNet 1x224x224")
+
+    data = load_fashion_mnist(device=device)
+    gen = torch.Generator().manual_seed(0)
+    ours = lambda: batches(data.train_images, data.train_labels, bs, 224, shuffle=True, generator=gen)  # noqa: E731
+    theirs_loader = d2l_loader(bs)
+    theirs = lambda: theirs_loader  # noqa: E731
+
+    rows = []
+    d_theirs = time_data(theirs, n * 4, device)
+    d_ours = time_data(ours, n * 4, device)
+    rows.append(("data pipeline only", d_theirs, d_ours))
+    t_theirs = time_training(theirs, n, device, fast=False)
+    t_ours = time_training(ours, n, device, fast=True)
+    rows.append(("training (data + model)", t_theirs, t_ours))
+
+    print(f"{'images/s':<26}{'d2l':>12}{'alexnet_edu':>14}{'ratio':>9}")
+    for label, a, b in rows:
+        print(f"{label:<26}{a:>12,.0f}{b:>14,.0f}{b / a:>8.2f}x")
+    if device.type == "cuda":
+        epoch = 60_000 / t_ours
+        print(f"one 60,000-image epoch at our training rate: {epoch:.1f} s; 10 epochs: {10 * epoch:.0f} s (no eval)")
+
+
+if __name__ == "__main__":
+    main()
