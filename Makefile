@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-VENDOR := book/_static/vendor
+VENDOR := book/_vendor
 
 .PHONY: setup system book test notebooks benchmark clean
 

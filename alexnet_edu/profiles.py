@@ -44,8 +44,8 @@ PROFILES = {
     "full": Profile("full", None, None, 224, 10, 128, 0.01,
                     "The d2l.ai recipe at full size: the numbers are comparable with the paper's setting."),
     "cpu": Profile("cpu", 6000, 2000, 96, 3, 32, 0.02,
-                   "A small run for a CPU: a balanced subset at 96 px, so expect lower accuracy than "
-                   "the full recipe; run with a GPU for the real thing."),
+                   "A couple of minutes on a laptop CPU: a class-balanced subset, smaller images and fewer "
+                   "epochs than the full recipe, so accuracies are lower than on a GPU."),
     "smoke": Profile("smoke", 320, 200, 96, 1, 32, 0.02,
                      "A seconds-long check that the code runs, used by the tests; its numbers mean nothing."),
 }

@@ -1,0 +1,62 @@
+"""Static checks of the book's notebooks (nbval executes them; these check how they are written)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb"))
+
+
+def cells(path, kind):
+    return [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == kind]
+
+
+def source(cell):
+    return "".join(cell["source"])
+
+
+def test_every_chapter_in_the_toc_exists_and_every_notebook_is_in_the_toc():
+    toc = (BOOK / "_toc.yml").read_text()
+    listed = set(re.findall(r"file: (\S+)", toc)) | {yaml.safe_load(toc)["root"]}
+    on_disk = {p.stem for p in BOOK.glob("*.ipynb")} | {p.stem for p in BOOK.glob("*.md")}
+    assert listed <= on_disk
+    assert {p.stem for p in NOTEBOOKS} <= listed
+
+
+def test_the_setup_cell_is_identical_everywhere_and_points_at_the_repository():
+    firsts = {p.name: source(cells(p, "code")[0]) for p in NOTEBOOKS}
+    assert len(set(firsts.values())) == 1, firsts
+    setup = next(iter(firsts.values()))
+    url = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
+    assert f"git+{url}" in setup
+    assert 'if "google.colab" in sys.modules:' in setup
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_shape(path):
+    markdown = "\n".join(source(c) for c in cells(path, "markdown"))
+    assert markdown.lstrip().startswith("# "), "a chapter opens with its title"
+    assert "**What you will learn**" in markdown
+    assert "## Summary" in markdown
+    n_exercises = markdown.count("```{exercise}")
+    assert 3 <= n_exercises <= 6
+    assert markdown.count("```{solution-start}") == n_exercises
+    assert markdown.count(":class: dropdown") >= n_exercises, "solutions are folded away on the site"
+    assert "{cite}`" in markdown
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saved_outputs_are_complete_and_honest(path):
+    code = [c for c in cells(path, "code") if source(c).strip()]
+    assert all(c["execution_count"] is not None for c in code), "every cell was executed before saving"
+    outputs = [o for c in code for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    text = "".join("".join(o.get("text", "")) for o in outputs)
+    if "get_profile" in "".join(source(c) for c in code):
+        # the website's outputs say which profile produced them, and it is not the tests' profile
+        assert re.search(r"profile '(cpu|full)'", text), "the saved outputs name the profile they ran in"
+        assert "profile 'smoke'" not in text

@@ -1,0 +1,107 @@
+"""Build the website from the saved notebooks and open every page in headless Chromium.
+
+Checks what a reader sees: the page title, typeset math (MathJax ran, served from the site itself),
+every figure present, the ipywidgets explorer rendered from its saved state, folded solutions and
+the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
+"""
+
+import functools
+import http.server
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+SCREENSHOTS = BOOK / "_build" / "screenshots"
+PAGES = {p.stem: p for p in sorted(BOOK.glob("*.ipynb")) + sorted(BOOK.glob("*.md"))}
+
+
+def title_of(page: Path) -> str:
+    if page.suffix == ".ipynb":
+        first = json.loads(page.read_text())["cells"][0]
+        text = "".join(first["source"])
+    else:
+        text = page.read_text()
+    return re.search(r"^# (.+)$", text, re.M).group(1).strip()
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    browser = chromium()
+    if browser is None:
+        message = "Chromium is not installed (Debian: apt-get install chromium; `make setup` does it as root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    if not (BOOK / "_vendor" / "require.js").exists():
+        pytest.fail("book/_vendor/ is missing: run `make setup` to vendor MathJax, require.js and the widget manager")
+    out = tmp_path_factory.mktemp("site")
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"   # render the outputs saved in the notebooks
+    (out / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))  # order matters: require.js first
+    jb = Path(sys.executable).with_name("jupyter-book")
+    build = subprocess.run([str(jb), "build", str(BOOK), "--config", str(out / "_config.yml"),
+                            "--path-output", str(out), "-W", "-n", "--keep-going"],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    html = out / "_build" / "html"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(html)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield browser, f"http://127.0.0.1:{server.server_address[1]}", html
+    server.shutdown()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def run_chromium(browser, *args):
+    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"chromium-profile-{os.getpid()}"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+           "--virtual-time-budget=15000", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders(site, name):
+    browser, url, html = site
+    page = PAGES[name]
+    dom = run_chromium(browser, "--dump-dom", f"{url}/{name}.html").stdout
+    run_chromium(browser, "--window-size=1280,2000", f"--screenshot={SCREENSHOTS / name}.png", f"{url}/{name}.html")
+    assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+    title = title_of(page)
+    assert re.search(r"<title>\s*" + re.escape(title.replace("&", "&amp;")), dom), f"title {title!r} missing"
+    source = page.read_text()
+    if re.search(r"\$[^$\s]", source):
+        assert "<mjx-container" in dom, "math was not typeset: MathJax did not run"
+        assert "$$" not in re.sub(r"<script.*?</script>", "", dom, flags=re.S), "raw TeX left on the page"
+
+    if page.suffix == ".ipynb":
+        notebook = json.loads(source)
+        figures = sum("image/png" in o.get("data", {}) for c in notebook["cells"] if c["cell_type"] == "code"
+                      for o in c["outputs"])
+        images = re.findall(r'<img[^>]+src="(_images/[^"]+)"', dom)
+        assert len(images) >= figures
+        for src in images:
+            assert (html / src).stat().st_size > 1000, f"figure {src} is missing or empty"
+        assert f"colab.research.google.com/github/alexnet-edu/alexnet-edu/blob/main/book/{name}.ipynb" in dom
+        assert 'class="solution dropdown' in dom or "solution dropdown" in dom, "solutions are not folded"
+        if "shape_explorer()" in source:
+            assert "widget-hslider" in dom and "input size (px)" in dom, "the widget did not render"
