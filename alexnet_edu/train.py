@@ -43,6 +43,7 @@ class History:
     images_per_s: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    batch_train_acc: list[float] = field(default_factory=list)   # one entry per training step
     device: str = ""
     profile: str = ""
     settings: dict = field(default_factory=dict)
@@ -156,9 +157,11 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            hits = (logits.argmax(1) == y).sum().item()
             loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            correct += hits
             seen += len(y)
+            history.batch_train_acc.append(hits / len(y))
             bar.update(len(y))
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", refresh=False)
         train_seconds = time.perf_counter() - start

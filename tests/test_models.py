@@ -124,6 +124,6 @@ def test_paper_initialisation():
     model = alexnet_paper()
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
-    assert [float(m.bias.mean()) for m in convs] == [0.0, 1.0, 0.0, 1.0, 1.0]
-    assert [float(m.bias.mean()) for m in linears] == [1.0, 1.0, 0.0]
-    assert abs(float(linears[0].weight.std()) - 0.01) < 1e-4
+    assert [m.bias.detach().mean().item() for m in convs] == [0.0, 1.0, 0.0, 1.0, 1.0]
+    assert [m.bias.detach().mean().item() for m in linears] == [1.0, 1.0, 0.0]
+    assert abs(linears[0].weight.detach().std().item() - 0.01) < 1e-4
