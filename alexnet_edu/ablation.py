@@ -22,15 +22,15 @@ __all__ = ["ablate", "mean_and_spread"]
 
 def ablate(variants: dict[str, Callable[[], nn.Module]], data: FashionMNIST, profile: Profile, *,
            seeds: tuple[int, ...] = (0, 1, 2), fit_options: dict[str, dict] | None = None,
-           **common) -> tuple[pd.DataFrame, dict[tuple[str, int], History]]:
+           **common) -> tuple[pd.DataFrame, dict[tuple[str, int], History], dict[tuple[str, int], nn.Module]]:
     """Train every variant once per seed with the same data and recipe.
 
     ``variants`` maps a name to a function that builds a fresh model; ``fit_options`` may give a
     variant its own extra ``fit`` arguments; ``common`` goes to every ``fit`` call.
-    Returns a table (variant, seed, final train loss / train acc / test acc, seconds) and the
-    histories keyed by ``(variant, seed)``.
+    Returns a table (variant, seed, final train loss / train acc / test acc, seconds), and the
+    histories and trained models keyed by ``(variant, seed)``.
     """
-    rows, histories = [], {}
+    rows, histories, models = [], {}, {}
     for name, build in variants.items():
         for seed in seeds:
             torch.manual_seed(seed)
@@ -38,11 +38,11 @@ def ablate(variants: dict[str, Callable[[], nn.Module]], data: FashionMNIST, pro
             print(f"--- {name}, seed {seed}")
             options = {**common, **(fit_options or {}).get(name, {})}
             history = fit(model, data, profile=profile, seed=seed, live_plot=False, progress=False, **options)
-            histories[name, seed] = history
+            histories[name, seed], models[name, seed] = history, model
             rows.append({"variant": name, "seed": seed, "train loss": history.train_loss[-1],
                          "train acc": history.train_acc[-1], "test acc": history.test_acc[-1],
                          "seconds": sum(history.seconds)})
-    return pd.DataFrame(rows), histories
+    return pd.DataFrame(rows), histories, models
 
 
 def mean_and_spread(table: pd.DataFrame, columns=("train acc", "test acc")) -> pd.DataFrame:

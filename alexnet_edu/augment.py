@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torchvision.transforms.v2.functional import ten_crop
 
-__all__ = ["CROP_FRACTION", "random_crop_flip", "rgb_principal_components", "pca_colour_noise"]
+
+__all__ = ["CROP_FRACTION", "random_crop_flip", "ten_crops", "rgb_principal_components", "pca_colour_noise"]
 
 CROP_FRACTION = 224 / 256  # side of the paper's crops relative to the rescaled image
 
@@ -34,6 +36,13 @@ def random_crop_flip(images: torch.Tensor, resolution: int, *, crop_fraction: fl
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, [n, images.shape[1], resolution, resolution], align_corners=False)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def ten_crops(images: torch.Tensor, resolution: int) -> list[torch.Tensor]:
+    """The paper's test-time crops of a batch (float, N x C x H x W, H and W larger than
+    ``resolution``, e.g. 256 px for 224 px crops): the four corner crops, the centre crop, and the
+    mirror images of all five. Returns 10 batches of ``resolution`` x ``resolution`` images."""
+    return list(ten_crop(images, [resolution, resolution]))
 
 
 def rgb_principal_components(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -40,13 +40,21 @@ class LocalResponseNorm(nn.Module):
     where i runs over the N channels at one pixel. ``torch.nn.LocalResponseNorm`` divides alpha by
     n inside the bracket, so ``torch.nn.LocalResponseNorm(n, alpha=n * alpha, beta, k)`` computes
     the same thing (``tests/test_models.py`` checks it).
+
+    ``groups=2`` normalises each half of the channels on its own, as each of the paper's two GPUs
+    did with the kernel maps it held.
     """
 
-    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, groups: int = 1):
         super().__init__()
-        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        self.size, self.alpha, self.beta, self.k, self.groups = size, alpha, beta, k, groups
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
+        if self.groups > 1:
+            return torch.cat([self._normalise(part) for part in a.chunk(self.groups, dim=1)], dim=1)
+        return self._normalise(a)
+
+    def _normalise(self, a: torch.Tensor) -> torch.Tensor:
         squares = a.pow(2)
         # Pad the channel axis with zeros so that every channel has a full window of n neighbours;
         # the zeros make the window stop at the first and last channel as the formula's max/min do.
@@ -56,7 +64,8 @@ class LocalResponseNorm(nn.Module):
         return a / (self.k + self.alpha * window_sum).pow(self.beta)
 
     def extra_repr(self) -> str:
-        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
+        return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}{groups}"
 
 
 class AlexNet(nn.Module):
@@ -203,11 +212,12 @@ def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: flo
     Input is 227x227, not the 224x224 the paper's text says: with an 11x11 kernel, stride 4 and no
     padding, only 227 gives the 55x55 first map of the paper's Figure 2 ((227 - 11) / 4 + 1 = 55).
     The two GPUs are the ``groups=2`` convolutions: conv2, conv4 and conv5 see only the kernel maps
-    of their own GPU, while conv3 and the fully connected layers read both.
+    of their own GPU, while conv3 and the fully connected layers read both. LRN, too, normalises
+    over the maps of one GPU (``groups=2``); ``alexnet_edu.two_gpus`` runs the halves apart.
     """
     features = nn.Sequential(
-        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), LocalResponseNorm(), _pool(True),
-        nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(), LocalResponseNorm(), _pool(True),
+        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), LocalResponseNorm(groups=2), _pool(True),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(), LocalResponseNorm(groups=2), _pool(True),
         nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
         nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2), nn.ReLU(),
         nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(), _pool(True),

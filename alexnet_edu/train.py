@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .augment import CROP_FRACTION, ten_crops
 from .data import FashionMNIST, batches
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile
@@ -74,15 +75,22 @@ def autocast_for(device: torch.device):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, resolution: int,
-             batch_size: int = 256) -> float:
-    """Accuracy of ``model`` on ``images`` (uint8, N x 1 x 28 x 28), resized to ``resolution``."""
+             batch_size: int = 256, ten_crop: bool = False) -> float:
+    """Accuracy of ``model`` on ``images`` (uint8, N x 1 x 28 x 28), resized to ``resolution``.
+
+    ``ten_crop=True`` averages the softmax over the paper's ten test crops (four corners, centre,
+    and their mirror images) instead of looking at the whole image once.
+    """
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     correct = 0
-    for x, y in batches(images.to(device), labels.to(device), batch_size, resolution):
+    side = round(resolution / CROP_FRACTION) if ten_crop else resolution
+    for x, y in batches(images.to(device), labels.to(device), batch_size, side):
+        views = ten_crops(x, resolution) if ten_crop else [x]
         with autocast_for(device):
-            correct += (model(input_layout(x, device)).argmax(1) == y).sum().item()
+            probs = sum(model(input_layout(v, device)).float().softmax(1) for v in views)
+        correct += (probs.argmax(1) == y).sum().item()
     model.train(was_training)
     return correct / len(labels)
 
