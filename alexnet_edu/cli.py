@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -16,6 +18,7 @@ import torch
 from . import models
 from .data import DataNotFoundError, CorruptDataError, load_fashion_mnist
 from .profiles import PROFILES, get_profile
+from .reference import CONV_WEIGHTS, git_commit, save_conv_weights
 from .summary import summary
 from .train import default_device, fit
 
@@ -50,9 +53,14 @@ def cmd_train(args) -> None:
     data = load_fashion_mnist(args.root, device).subset(profile.train_size, profile.test_size, seed=args.seed)
     torch.manual_seed(args.seed)
     model = build_model(args.model, resolution)
+    start = time.time()
     history = fit(model, data, profile=profile, resolution=resolution, epochs=args.epochs, lr=args.lr,
                   out=args.out, resume=args.resume, seed=args.seed, device=device, compile=args.compile,
                   augment=args.augment, live_plot=False)
+    history.settings.update(commit=git_commit(), wall_seconds_this_call=round(time.time() - start, 1))
+    history.save(Path(args.out) / "history.json")
+    if args.save_convs:
+        save_conv_weights(model, Path(args.out) / CONV_WEIGHTS)
     print(history)
     print(f"history and checkpoint in {args.out}")
 
@@ -87,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", action="store_true", help="random crops and flips, as in the paper")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on a GPU)")
+    p.add_argument("--save-convs", action="store_true", help=f"also save the convolutions in fp16 ({CONV_WEIGHTS})")
     p.add_argument("--root", help="where Fashion-MNIST is (default: search)")
     p.set_defaults(func=cmd_train)
 

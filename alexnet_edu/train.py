@@ -154,7 +154,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     for epoch in range(history.epochs, epochs):
         model.train()
         start = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
+        # Per-step loss and hits stay on the device; reading them (a GPU sync) happens only
+        # every 50 steps for the progress bar and once at the end of the epoch.
+        losses, hits, sizes = [], [], []
         bar = tqdm(total=len(train_labels), unit="img", desc=f"epoch {epoch + 1}/{epochs}",
                    disable=not progress, leave=True)
         for x, y in batches(train_images, train_labels, batch_size, resolution,
@@ -165,14 +167,17 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            hits = (logits.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
-            correct += hits
-            seen += len(y)
-            history.batch_train_acc.append(hits / len(y))
+            losses.append(loss.detach() * len(y))
+            hits.append((logits.argmax(1) == y).sum())
+            sizes.append(len(y))
             bar.update(len(y))
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", refresh=False)
+            if len(losses) % 50 == 0:
+                bar.set_postfix(loss=f"{torch.stack(losses).sum().item() / sum(sizes):.3f}", refresh=False)
+        hits, seen = torch.stack(hits).tolist(), sum(sizes)
+        loss_sum, correct = torch.stack(losses).sum().item(), sum(hits)
+        history.batch_train_acc.extend(h / n for h, n in zip(hits, sizes))
         train_seconds = time.perf_counter() - start
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         bar.close()
 
         test_acc = evaluate(model, data.test_images, data.test_labels, resolution=resolution)

@@ -12,7 +12,7 @@ from torch import nn
 
 from .models import alexnet
 
-__all__ = ["feature_shapes", "shape_explorer"]
+__all__ = ["feature_map_explorer", "feature_shapes", "shape_explorer"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,4 +55,42 @@ def shape_explorer() -> widgets.Widget:
         kernel=widgets.IntSlider(11, 3, 15, description="conv1 kernel", style=style),
         stride=widgets.IntSlider(4, 1, 6, description="conv1 stride", style=style),
         padding=widgets.IntSlider(1, 0, 5, description="conv1 padding", style=style),
+    )
+
+
+def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, resolution: int,
+                         maps_shown: int = 16) -> widgets.Widget:
+    """Pick a test image by class, a layer and a first channel; see that layer's feature maps."""
+    import matplotlib.pyplot as plt
+
+    from .data import to_model_input
+    from .inside import conv_layer_names, feature_maps
+
+    device = next(model.parameters()).device
+    layer_names = list(conv_layer_names(model))
+
+    def show(label, example, layer, first_channel):
+        candidates = (labels == classes.index(label)).nonzero().flatten()
+        index = candidates[min(example, len(candidates) - 1)]
+        x = to_model_input(images[index : index + 1].to(device), resolution)
+        maps = feature_maps(model, x)[layer][0].cpu()
+        first = min(first_channel, maps.shape[0] - maps_shown)
+        fig, axes = plt.subplots(2, maps_shown // 2 + 1, figsize=(12, 3.2))
+        axes[0, 0].imshow(images[index, 0].cpu(), cmap="gray_r")
+        axes[0, 0].set_title(label, fontsize=8)
+        axes[1, 0].axis("off")
+        for ax, c in zip(axes[:, 1:].T.flatten(), range(first, first + maps_shown)):
+            ax.imshow(maps[c], cmap="viridis")
+            ax.set_title(f"{layer} #{c}", fontsize=7)
+        for ax in axes.flatten():
+            ax.set_xticks([]); ax.set_yticks([])
+        plt.tight_layout()
+        plt.show()
+
+    return widgets.interactive(
+        show,
+        label=widgets.Dropdown(options=list(classes), value=classes[0], description="class"),
+        example=widgets.IntSlider(0, 0, 9, description="example"),
+        layer=widgets.Dropdown(options=layer_names, value=layer_names[0], description="layer"),
+        first_channel=widgets.IntSlider(0, 0, 240, step=16, description="first channel"),
     )

@@ -12,15 +12,13 @@ Prints images/s for the data pipeline alone and for training, and the ratios.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from alexnet_edu.data import batches, find_fashion_mnist, load_fashion_mnist
+from alexnet_edu.d2l_pipeline import d2l_loaders
+from alexnet_edu.data import batches, load_fashion_mnist
 from alexnet_edu.models import alexnet
 from alexnet_edu.train import autocast_for, default_device, input_layout
 
@@ -28,20 +26,6 @@ from alexnet_edu.train import autocast_for, default_device, input_layout
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def d2l_loader(batch_size: int):
-    """d2l's loader reads ../data/FashionMNIST/raw; point that at our un-gzipped copy."""
-    from d2l import torch as d2l
-
-    raw = find_fashion_mnist() / "FashionMNIST" / "raw"
-    work = Path(tempfile.mkdtemp(prefix="d2l-bench-"))
-    (work / "data" / "FashionMNIST").mkdir(parents=True)
-    (work / "data" / "FashionMNIST" / "raw").symlink_to(raw)
-    (work / "cwd").mkdir()
-    os.chdir(work / "cwd")
-    train_iter, _ = d2l.load_data_fashion_mnist(batch_size, resize=224)
-    return train_iter
 
 
 def time_data(make_iter, n: int, device: torch.device) -> float:
@@ -100,7 +84,7 @@ def main() -> None:
     data = load_fashion_mnist(device=device)
     gen = torch.Generator().manual_seed(0)
     ours = lambda: batches(data.train_images, data.train_labels, bs, 224, shuffle=True, generator=gen)  # noqa: E731
-    theirs_loader = d2l_loader(bs)
+    theirs_loader, _ = d2l_loaders(bs, resize=224)
     theirs = lambda: theirs_loader  # noqa: E731
 
     rows = []

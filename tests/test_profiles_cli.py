@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from alexnet_edu import cli
 from alexnet_edu.profiles import PROFILES, get_profile
@@ -31,9 +32,18 @@ def test_cli_train_smoke_then_resume(isolated, tmp_path, capsys):
     history = json.loads((out / "history.json").read_text())
     assert history["profile"] == "smoke" and len(history["test_acc"]) == 1
     assert "profile 'smoke'" in capsys.readouterr().out
-    assert cli.main(["train", "--profile", "smoke", "--epochs", "2", "--root", str(folder), "--out", str(out), "--resume"]) == 0
+    assert cli.main(["train", "--profile", "smoke", "--epochs", "2", "--root", str(folder), "--out", str(out),
+                     "--resume", "--save-convs"]) == 0
     assert "resumed from" in capsys.readouterr().out
-    assert len(json.loads((out / "history.json").read_text())["test_acc"]) == 2
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["test_acc"]) == 2 and history["settings"]["commit"]
+    # the saved fp16 convolutions load back into a fresh model
+    from alexnet_edu.models import alexnet
+    from alexnet_edu.reference import CONV_WEIGHTS, load_conv_weights
+    model = load_conv_weights(alexnet(image_size=96), out / CONV_WEIGHTS)
+    saved = torch.load(out / CONV_WEIGHTS, weights_only=True)
+    assert saved["0.weight"].dtype == torch.float16
+    assert torch.equal(model.features[0].weight, saved["0.weight"].float())
 
 
 def test_cli_data_reports_missing_data_clearly(isolated, capsys):

@@ -1,0 +1,52 @@
+"""Looking inside a trained AlexNet: its feature maps, its last hidden layer, nearest neighbours there."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .data import batches
+
+__all__ = ["conv_layer_names", "feature_maps", "hidden_features", "nearest_neighbours"]
+
+
+def conv_layer_names(model: nn.Module) -> dict[str, int]:
+    """``{"conv1": i, ...}``: the index in ``model.features`` of the activation after each convolution."""
+    names, count = {}, 0
+    layers = list(model.features)
+    for i, layer in enumerate(layers):
+        if isinstance(layer, nn.Conv2d):
+            count += 1
+            names[f"conv{count}"] = i + 1   # the ReLU (or other activation) right after it
+    return names
+
+
+@torch.no_grad()
+def feature_maps(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The activated output of every convolution for the batch ``x``: ``{"conv1": (N, 96, H, W), ...}``."""
+    wanted = {index: name for name, index in conv_layer_names(model).items()}
+    maps = {}
+    model.eval()
+    for i, layer in enumerate(model.features):
+        x = layer(x)
+        if i in wanted:
+            maps[wanted[i]] = x
+    return maps
+
+
+@torch.no_grad()
+def hidden_features(model: nn.Module, images: torch.Tensor, resolution: int, batch_size: int = 256) -> torch.Tensor:
+    """The last hidden layer (fc7, after its ReLU: 4,096 numbers per image) for uint8 ``images``."""
+    model.eval()
+    device = next(model.parameters()).device
+    last_hidden = model.classifier[:-1]          # everything but the final Linear
+    out = []
+    for x, _ in batches(images.to(device), torch.zeros(len(images), dtype=torch.long, device=device),
+                        batch_size, resolution):
+        out.append(last_hidden(torch.flatten(model.features(x), 1)))
+    return torch.cat(out)
+
+
+def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 6) -> torch.Tensor:
+    """Indices (len(queries), k) of the ``k`` rows of ``pool`` closest to each query (Euclidean)."""
+    return torch.cdist(queries, pool).topk(k, largest=False).indices
