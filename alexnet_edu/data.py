@@ -106,9 +106,12 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, *, download: bool 
         if _has_raw_files(source):
             return source
         if _has_files(source):
-            digest = hashlib.sha1(str(source.resolve()).encode()).hexdigest()[:10]
+            # One cache folder per source folder and version of its files: decompressed once.
+            stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(source.iterdir()) if p.is_file()]
+            digest = hashlib.sha1(f"{source.resolve()}{stamp}".encode()).hexdigest()[:10]
             target = cache_dir() / f"from-{digest}"
-            _decompress_all(source, target / "FashionMNIST" / "raw", published=False)
+            if not _has_raw_files(target):
+                _decompress_all(source, target / "FashionMNIST" / "raw", published=False)
             return target
         raise DataNotFoundError(
             f"{source} (from {'root=' if root is not None else 'ALEXNET_EDU_DATA'}) does not hold the four "

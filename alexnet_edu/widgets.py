@@ -5,11 +5,14 @@ from __future__ import annotations
 import functools
 
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from IPython.display import display
 from torch import nn
 
+from .data import to_model_input
+from .inside import conv_layer_names, feature_maps
 from .models import alexnet
 
 __all__ = ["feature_map_explorer", "feature_shapes", "shape_explorer"]
@@ -61,11 +64,6 @@ def shape_explorer() -> widgets.Widget:
 def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, resolution: int,
                          maps_shown: int = 16) -> widgets.Widget:
     """Pick a test image by class, a layer and a first channel; see that layer's feature maps."""
-    import matplotlib.pyplot as plt
-
-    from .data import to_model_input
-    from .inside import conv_layer_names, feature_maps
-
     device = next(model.parameters()).device
     layer_names = list(conv_layer_names(model))
 

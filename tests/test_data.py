@@ -19,8 +19,12 @@ def test_found_through_the_variable_and_read_from_gz(isolated, monkeypatch):
     # every pixel of image i is label_i * 25: images and labels stayed paired
     assert torch.equal(data.train_images[:, 0, 0, 0].long(), data.train_labels * 25)
     assert torch.bincount(data.train_labels).tolist() == [4] * 10
-    # decompressed into the user cache, not next to the user's files
+    # decompressed into the user cache, not next to the user's files, and only once
     assert str(isolated / "cache") in data.source
+    raw = next((isolated / "cache").glob("from-*/FashionMNIST/raw/train-images-idx3-ubyte"))
+    first = raw.stat().st_mtime_ns
+    assert load_fashion_mnist(download=False).source == data.source
+    assert raw.stat().st_mtime_ns == first
 
 
 def test_explicit_root_wins_and_plain_files_work(isolated, monkeypatch):
