@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import batches
+from .data import to_model_input
 
 __all__ = ["conv_layer_names", "feature_maps", "hidden_features", "nearest_neighbours"]
 
@@ -13,8 +13,7 @@ __all__ = ["conv_layer_names", "feature_maps", "hidden_features", "nearest_neigh
 def conv_layer_names(model: nn.Module) -> dict[str, int]:
     """``{"conv1": i, ...}``: the index in ``model.features`` of the activation after each convolution."""
     names, count = {}, 0
-    layers = list(model.features)
-    for i, layer in enumerate(layers):
+    for i, layer in enumerate(model.features):
         if isinstance(layer, nn.Conv2d):
             count += 1
             names[f"conv{count}"] = i + 1   # the ReLU (or other activation) right after it
@@ -40,11 +39,8 @@ def hidden_features(model: nn.Module, images: torch.Tensor, resolution: int, bat
     model.eval()
     device = next(model.parameters()).device
     last_hidden = model.classifier[:-1]          # everything but the final Linear
-    out = []
-    for x, _ in batches(images.to(device), torch.zeros(len(images), dtype=torch.long, device=device),
-                        batch_size, resolution):
-        out.append(last_hidden(torch.flatten(model.features(x), 1)))
-    return torch.cat(out)
+    return torch.cat([last_hidden(torch.flatten(model.features(to_model_input(chunk.to(device), resolution)), 1))
+                      for chunk in images.split(batch_size)])
 
 
 def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 6) -> torch.Tensor:

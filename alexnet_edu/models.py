@@ -206,7 +206,8 @@ def alexnet(
     return xavier_init(AlexNet(features, classifier, in_channels, _smallest_input(features), image_size))
 
 
-def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5) -> AlexNet:
+def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: float = 0.5,
+                  two_gpus: bool = True) -> AlexNet:
     """The 2012 network as published: two GPU towers, LRN, overlapping pooling, 60,965,224 parameters.
 
     Input is 227x227, not the 224x224 the paper's text says: with an 11x11 kernel, stride 4 and no
@@ -214,13 +215,15 @@ def alexnet_paper(num_classes: int = 1000, in_channels: int = 3, *, dropout: flo
     The two GPUs are the ``groups=2`` convolutions: conv2, conv4 and conv5 see only the kernel maps
     of their own GPU, while conv3 and the fully connected layers read both. LRN, too, normalises
     over the maps of one GPU (``groups=2``); ``alexnet_edu.two_gpus`` runs the halves apart.
+    ``two_gpus=False`` builds the same network as if one GPU held it all (``groups=1`` everywhere).
     """
+    g = 2 if two_gpus else 1
     features = nn.Sequential(
-        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), LocalResponseNorm(groups=2), _pool(True),
-        nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=2), nn.ReLU(), LocalResponseNorm(groups=2), _pool(True),
+        nn.Conv2d(in_channels, 96, kernel_size=11, stride=4), nn.ReLU(), LocalResponseNorm(groups=g), _pool(True),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2, groups=g), nn.ReLU(), LocalResponseNorm(groups=g), _pool(True),
         nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=2), nn.ReLU(),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=2), nn.ReLU(), _pool(True),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1, groups=g), nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1, groups=g), nn.ReLU(), _pool(True),
     )
     side = _spatial_size(features, 227)
     classifier = _classifier(256 * side * side, 4096, num_classes, nn.ReLU, dropout)

@@ -49,6 +49,9 @@ def test_paper_network_shapes_match_figure_2():
     assert convs == ["96x55x55", "256x27x27", "384x13x13", "384x13x13", "256x13x13"]
     grouped = [m.groups for m in alexnet_paper().features if isinstance(m, nn.Conv2d)]
     assert grouped == [1, 2, 1, 2, 2]   # conv3 is the one that reads both GPUs' maps
+    one_gpu = alexnet_paper(two_gpus=False)
+    assert [m.groups for m in one_gpu.features if isinstance(m, nn.Conv2d)] == [1] * 5
+    assert n_params(one_gpu) == 60_965_224 + 256 * 48 * 25 + 384 * 192 * 9 + 256 * 192 * 9
 
 
 def test_conv_output_size_formula():
