@@ -87,7 +87,8 @@ def test_page_renders(site, name):
     assert (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
 
     title = title_of(page)
-    assert re.search(r"<title>\s*" + re.escape(title.replace("&", "&amp;")), dom), f"title {title!r} missing"
+    # chapters carry their number ("3. The architecture ..."); the preface and back matter do not
+    assert re.search(r"<title>\s*(\d+\.\s+)?" + re.escape(title.replace("&", "&amp;")), dom), f"title {title!r} missing"
     source = page.read_text()
     if re.search(r"\$[^$\s]", source):
         assert "<mjx-container" in dom, "math was not typeset: MathJax did not run"
@@ -102,6 +103,8 @@ def test_page_renders(site, name):
         for src in images:
             assert (html / src).stat().st_size > 1000, f"figure {src} is missing or empty"
         assert f"colab.research.google.com/github/alexnet-edu/alexnet-edu/blob/main/book/{name}.ipynb" in dom
+        assert re.search(r"<title>\s*\d+\.\s", dom), "chapters are numbered (so are their exercises: 4.1, 4.2, ...)"
+        assert re.search(r"Exercise\s*\d+\.1\b", dom), "exercises are numbered within their chapter"
         assert 'class="solution dropdown' in dom or "solution dropdown" in dom, "solutions are not folded"
         if "_explorer(" in source:   # an ipywidgets explorer, rendered from its saved state
             rendered = re.sub(r'<script type="application/vnd.jupyter.widget-state\+json">.*?</script>', "", dom, flags=re.S)
