@@ -7,7 +7,7 @@ from torch import nn
 
 from .data import to_model_input
 
-__all__ = ["conv_layer_names", "feature_maps", "hidden_features", "nearest_neighbours"]
+__all__ = ["conv_layer_names", "feature_maps", "hidden_features", "kernel_spectrum", "nearest_neighbours"]
 
 
 def conv_layer_names(model: nn.Module) -> dict[str, int]:
@@ -46,3 +46,10 @@ def hidden_features(model: nn.Module, images: torch.Tensor, resolution: int, bat
 def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 6) -> torch.Tensor:
     """Indices (len(queries), k) of the ``k`` rows of ``pool`` closest to each query (Euclidean)."""
     return torch.cdist(queries, pool).topk(k, largest=False).indices
+
+
+def kernel_spectrum(kernel: torch.Tensor, size: int = 33) -> torch.Tensor:
+    """How strongly a 2-D kernel passes each spatial frequency: ``|FFT|`` of the kernel zero-padded to
+    ``size`` x ``size``, zero frequency in the centre. A smooth blob keeps its energy in the centre;
+    an edge or stripe detector puts two bright spots on the line of the stripes' orientation."""
+    return torch.fft.fftshift(torch.fft.fft2(kernel.float(), s=(size, size)).abs())

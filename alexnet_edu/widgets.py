@@ -12,10 +12,10 @@ from IPython.display import display
 from torch import nn
 
 from .data import to_model_input
-from .inside import conv_layer_names, feature_maps
+from .inside import conv_layer_names, feature_maps, kernel_spectrum
 from .models import alexnet
 
-__all__ = ["feature_map_explorer", "feature_shapes", "shape_explorer"]
+__all__ = ["feature_map_explorer", "feature_shapes", "kernel_explorer", "shape_explorer"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,8 +68,7 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
     layer_names = list(conv_layer_names(model))
 
     def show(label, example, layer, first_channel):
-        candidates = (labels == classes.index(label)).nonzero().flatten()
-        index = candidates[min(example, len(candidates) - 1)]
+        index = _example_of(labels, classes, label, example)
         x = to_model_input(images[index : index + 1].to(device), resolution)
         maps = feature_maps(model, x)[layer][0].cpu()
         first = min(first_channel, maps.shape[0] - maps_shown)
@@ -86,9 +85,47 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
         plt.show()
 
     return widgets.interactive(
-        show,
-        label=widgets.Dropdown(options=list(classes), value=classes[0], description="class"),
-        example=widgets.IntSlider(0, 0, 9, description="example"),
+        show, **_image_picker(classes),
         layer=widgets.Dropdown(options=layer_names, value=layer_names[0], description="layer"),
         first_channel=widgets.IntSlider(0, 0, 240, step=16, description="first channel"),
     )
+
+
+def kernel_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, resolution: int) -> widgets.Widget:
+    """Pick one of conv1's kernels and a test image: the kernel, the frequencies it passes, and what
+    it makes of the image (its feature map after the ReLU)."""
+    conv1 = model.features[0]
+    device = conv1.weight.device
+
+    def show(kernel, label, example):
+        weights = conv1.weight[kernel, 0].detach().cpu()
+        index = _example_of(labels, classes, label, example)
+        x = to_model_input(images[index : index + 1].to(device), resolution)
+        with torch.no_grad():
+            response = torch.relu(conv1(x))[0, kernel].cpu()
+        fig, axes = plt.subplots(1, 4, figsize=(12, 3))
+        panels = [(weights, "gray", f"conv1 kernel #{kernel} ({weights.shape[0]}x{weights.shape[1]})"),
+                  (kernel_spectrum(weights), "magma", "frequencies it passes (|FFT|)"),
+                  (images[index, 0].cpu(), "gray_r", f"a test image: {label}"),
+                  (response, "viridis", f"its feature map ({response.shape[0]}x{response.shape[1]})")]
+        for ax, (picture, cmap, title) in zip(axes, panels):
+            ax.imshow(picture.numpy(), cmap=cmap)
+            ax.set_title(title, fontsize=8)
+            ax.set_xticks([]); ax.set_yticks([])
+        plt.tight_layout()
+        plt.show()
+
+    return widgets.interactive(
+        show, kernel=widgets.IntSlider(0, 0, conv1.out_channels - 1, description="kernel"), **_image_picker(classes))
+
+
+def _image_picker(classes) -> dict[str, widgets.Widget]:
+    """A class dropdown and an example slider: which test image an explorer shows."""
+    return dict(label=widgets.Dropdown(options=list(classes), value=classes[0], description="class"),
+                example=widgets.IntSlider(0, 0, 9, description="example"))
+
+
+def _example_of(labels: torch.Tensor, classes, label: str, example: int) -> int:
+    """The index of the ``example``-th test image of class ``label`` (the last one if there are fewer)."""
+    candidates = (labels == list(classes).index(label)).nonzero().flatten()
+    return int(candidates[min(example, len(candidates) - 1)])
