@@ -19,6 +19,8 @@ from .train import History, fit
 
 __all__ = ["ablate", "mean_and_spread"]
 
+RECIPE = {"epochs", "lr", "batch_size", "resolution"}   # the fit() arguments its printed recipe names
+
 
 def ablate(variants: dict[str, Callable[[], nn.Module]], data: FashionMNIST, profile: Profile, *,
            seeds: tuple[int, ...] = (0, 1, 2), fit_options: dict[str, dict] | None = None,
@@ -35,13 +37,17 @@ def ablate(variants: dict[str, Callable[[], nn.Module]], data: FashionMNIST, pro
         for seed in seeds:
             torch.manual_seed(seed)
             model = build()
-            print(f"--- {name}, seed {seed}")
-            options = {**common, **(fit_options or {}).get(name, {})}
-            history = fit(model, data, profile=profile, seed=seed, live_plot=False, progress=False, **options)
+            own = (fit_options or {}).get(name, {})
+            # The recipe is printed before the first run, and again only for a variant that changes it.
+            describe = not rows or (seed == seeds[0] and bool(RECIPE & set(own)))
+            history = fit(model, data, profile=profile, seed=seed, live_plot=False, progress=False,
+                          describe=describe, **{**common, **own})
             histories[name, seed], models[name, seed] = history, model
             rows.append({"variant": name, "seed": seed, "train loss": history.train_loss[-1],
                          "train acc": history.train_acc[-1], "test acc": history.test_acc[-1],
                          "seconds": sum(history.seconds)})
+            print(f"{name}, seed {seed}: train acc {rows[-1]['train acc']:.3f}, "
+                  f"test acc {rows[-1]['test acc']:.3f} ({rows[-1]['seconds']:.0f} s)")
     return pd.DataFrame(rows), histories, models
 
 

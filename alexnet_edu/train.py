@@ -105,7 +105,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         resolution: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
         augment: bool = False, lr_drop_patience: int | None = None, out: str | os.PathLike | None = None,
         resume: bool = False, seed: int = 0, device: torch.device | str | None = None,
-        compile: bool = False, live_plot: bool | None = None, progress: bool = True) -> History:
+        compile: bool = False, live_plot: bool | None = None, progress: bool = True,
+        describe: bool = True) -> History:
     """Train ``model`` on ``data.train_*`` and test it on ``data.test_*`` after every epoch.
 
     Unset ``epochs``, ``lr``, ``batch_size`` and ``resolution`` come from the profile (by default
@@ -113,6 +114,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     accuracy has not improved for k epochs. ``out``: a folder for ``checkpoint.pt`` and
     ``history.json``, written after every epoch; ``resume=True`` continues from that checkpoint.
     ``live_plot`` (default: only inside a notebook) draws loss and accuracy, updated in place.
+    ``progress=False`` hides the progress bar and the per-epoch lines; ``describe=False`` skips the
+    opening line that names the profile and the recipe (for a caller that has printed it already).
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     epochs = profile.epochs if epochs is None else epochs
@@ -120,8 +123,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     batch_size = profile.batch_size if batch_size is None else batch_size
     resolution = profile.resolution if resolution is None else resolution
     device = torch.device(device) if device is not None else default_device()
-    print(replace(profile, epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution,
-                  train_size=len(data.train_labels), test_size=len(data.test_labels)).describe())
+    if describe:
+        print(replace(profile, epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution,
+                      train_size=len(data.train_labels), test_size=len(data.test_labels)).describe())
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)

@@ -63,3 +63,41 @@ def test_evaluate_counts_correct_predictions():
         from alexnet_edu.data import to_model_input
         expected = (model(to_model_input(data.test_images, 72)).argmax(1) == data.test_labels).float().mean().item()
     assert acc == pytest.approx(expected)
+
+
+def test_ablate_trains_every_variant_per_seed_and_prints_the_recipe_once(capsys):
+    from alexnet_edu.ablation import ablate, mean_and_spread
+    from alexnet_edu.profiles import get_profile
+
+    def build(**options):
+        return lambda: alexnet(num_classes=4, image_size=72, width=0.25, **options)
+
+    variants = {"with dropout": build(dropout=0.5), "without": build(dropout=0.0)}
+    table, histories, models = ablate(variants, easy_data(), get_profile("smoke"), seeds=(0, 1),
+                                      epochs=1, resolution=72, device="cpu")
+    printed = capsys.readouterr().out
+    assert printed.count("profile 'smoke'") == 1, printed
+    assert "without, seed 1: train acc" in printed
+    assert list(zip(table.variant, table.seed)) == [("with dropout", 0), ("with dropout", 1), ("without", 0), ("without", 1)]
+    assert set(histories) == set(models) == set(zip(table.variant, table.seed))
+    assert list(table["test acc"]) == [histories[key].test_acc[-1] for key in zip(table.variant, table.seed)]
+    assert models["without", 0].classifier[2].p == 0.0 and models["with dropout", 0].classifier[2].p == 0.5
+    # each run is seeded: the same variant and seed again gives the same numbers
+    again, _, _ = ablate({"without": variants["without"]}, easy_data(), get_profile("smoke"), seeds=(1,),
+                         epochs=1, resolution=72, device="cpu")
+    assert again["train loss"][0] == table["train loss"][3]
+    spread = mean_and_spread(table)
+    assert list(spread.index) == ["with dropout", "without"]
+    assert spread.loc["without", ("test acc", "mean")] == pytest.approx(table["test acc"][2:].mean(), abs=1e-4)
+
+
+def test_ablate_prints_the_recipe_again_for_a_variant_that_changes_it(capsys):
+    from alexnet_edu.ablation import ablate
+    from alexnet_edu.profiles import get_profile
+
+    build = lambda: alexnet(num_classes=4, image_size=72, width=0.25)  # noqa: E731
+    ablate({"one epoch": build, "two epochs": build}, easy_data(), get_profile("smoke"), seeds=(0,),
+           fit_options={"two epochs": {"epochs": 2}}, epochs=1, resolution=72, device="cpu")
+    printed = capsys.readouterr().out
+    assert printed.count("profile 'smoke'") == 2
+    assert "1 epoch(s)" in printed and "2 epoch(s)" in printed
