@@ -73,11 +73,11 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
         maps = feature_maps(model, x)[layer][0].cpu()
         first = min(first_channel, maps.shape[0] - maps_shown)
         fig, axes = plt.subplots(2, maps_shown // 2 + 1, figsize=(12, 3.2))
-        axes[0, 0].imshow(images[index, 0].cpu(), cmap="gray_r")
+        axes[0, 0].imshow(images[index, 0].cpu().numpy(), cmap="gray_r")
         axes[0, 0].set_title(label, fontsize=8)
         axes[1, 0].axis("off")
         for ax, c in zip(axes[:, 1:].T.flatten(), range(first, first + maps_shown)):
-            ax.imshow(maps[c], cmap="viridis")
+            ax.imshow(maps[c].numpy(), cmap="viridis")
             ax.set_title(f"{layer} #{c}", fontsize=7)
         for ax in axes.flatten():
             ax.set_xticks([]); ax.set_yticks([])
