@@ -90,9 +90,9 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, re
         views = ten_crops(x, resolution) if ten_crop else [x]
         with autocast_for(device):
             probs = sum(model(input_layout(v, device)).float().softmax(1) for v in views)
-        correct += (probs.argmax(1) == y).sum().item()
+        correct += (probs.argmax(1) == y).sum()    # stays on the device: one GPU sync, at the end
     model.train(was_training)
-    return correct / len(labels)
+    return int(correct) / len(labels)
 
 
 def input_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
