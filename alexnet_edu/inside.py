@@ -51,5 +51,5 @@ def nearest_neighbours(queries: torch.Tensor, pool: torch.Tensor, k: int = 6) ->
 def kernel_spectrum(kernel: torch.Tensor, size: int = 33) -> torch.Tensor:
     """How strongly a 2-D kernel passes each spatial frequency: ``|FFT|`` of the kernel zero-padded to
     ``size`` x ``size``, zero frequency in the centre. A smooth blob keeps its energy in the centre;
-    an edge or stripe detector puts two bright spots on the line of the stripes' orientation."""
+    an edge or stripe detector puts two bright spots, mirror images, on the line across the stripes."""
     return torch.fft.fftshift(torch.fft.fft2(kernel.float(), s=(size, size)).abs())
