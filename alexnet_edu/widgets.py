@@ -93,16 +93,17 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
 
 def kernel_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, resolution: int) -> widgets.Widget:
     """Pick one of conv1's kernels and a test image: the kernel, the frequencies it passes, and what
-    it makes of the image (its feature map after the ReLU)."""
+    it makes of the image (its feature map, after the activation that follows conv1)."""
     conv1 = model.features[0]
     device = conv1.weight.device
+    first_layer = model.features[: conv_layer_names(model)["conv1"] + 1]   # conv1 and its own activation
 
     def show(kernel, label, example):
         weights = conv1.weight[kernel, 0].detach().cpu()
         index = _example_of(labels, classes, label, example)
         x = to_model_input(images[index : index + 1].to(device), resolution)
         with torch.no_grad():
-            response = torch.relu(conv1(x))[0, kernel].cpu()
+            response = first_layer(x)[0, kernel].cpu()
         fig, axes = plt.subplots(1, 4, figsize=(12, 3))
         panels = [(weights, "gray", f"conv1 kernel #{kernel} ({weights.shape[0]}x{weights.shape[1]})"),
                   (kernel_spectrum(weights), "magma", "frequencies it passes (|FFT|)"),

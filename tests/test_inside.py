@@ -115,3 +115,17 @@ def test_feature_map_explorer_shows_sixteen_maps_of_the_chosen_layer(model, imag
     titles = [ax.get_title() for ax in figure.axes if ax.get_title().startswith("conv")]
     assert sorted(titles, key=lambda t: int(t.split("#")[1])) == [f"conv3 #{c}" for c in range(16)]
     plt.close("all")
+
+
+def test_kernel_explorer_shows_conv1_through_the_models_own_activation(images):
+    pictures, labels = images
+    torch.manual_seed(0)
+    tanh_net = alexnet(image_size=96, activation="tanh").eval()
+    plt.close("all")
+    kernel_explorer(tanh_net, pictures, labels, CLASSES, 96)
+    shown = torch.as_tensor(plt.figure(plt.get_fignums()[-1]).axes[3].images[0].get_array())
+    with torch.no_grad():
+        expected = torch.tanh(tanh_net.features[0](to_model_input(pictures[:1], 96)))[0, 0]
+    torch.testing.assert_close(shown, expected)
+    assert (shown < 0).any(), "tanh maps keep their negative values"
+    plt.close("all")
