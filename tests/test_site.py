@@ -1,8 +1,8 @@
 """Build the website from the saved notebooks and open every page in headless Chromium.
 
 Checks what a reader sees: the page title, typeset math (MathJax ran, served from the site itself),
-every figure present, the ipywidgets explorer rendered from its saved state, folded solutions and
-the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
+every figure present, each saved widget (progress bars, explorers) drawn once from its saved state,
+long printed lines wrapped, folded solutions and the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
 """
 
 import functools
@@ -106,6 +106,12 @@ def test_page_renders(site, name):
         assert re.search(r"<title>\s*\d+\.\s", dom), "chapters are numbered (so are their exercises: 4.1, 4.2, ...)"
         assert re.search(r"Exercise\s*\d+\.1\b", dom), "exercises are numbered within their chapter"
         assert 'class="solution dropdown' in dom or "solution dropdown" in dom, "solutions are not folded"
+        # each saved widget (progress bars, explorers) is drawn once: the widget manager is loaded once
+        views = len(re.findall(r'<script type="application/vnd.jupyter.widget-view\+json"', dom))
+        assert dom.count('class="widget-subarea"') == views, "widgets drawn more (or fewer) times than saved"
+        # long printed lines wrap, as in Jupyter, instead of hiding their end behind a scroll bar
+        assert "_static/wrap-output.css" in dom
+        assert "white-space: pre-wrap" in (html / "_static" / "wrap-output.css").read_text()
         if "_explorer(" in source:   # an ipywidgets explorer, rendered from its saved state
             rendered = re.sub(r'<script type="application/vnd.jupyter.widget-state\+json">.*?</script>', "", dom, flags=re.S)
             assert 'class="lm-Widget' in rendered and "widget-hslider" in rendered, "the widget did not render"
