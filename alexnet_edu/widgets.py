@@ -15,7 +15,7 @@ from .data import to_model_input
 from .inside import conv_layer_names, feature_maps, kernel_spectrum
 from .models import alexnet
 
-__all__ = ["feature_map_explorer", "feature_shapes", "kernel_explorer", "shape_explorer"]
+__all__ = ["draw_kernel", "feature_map_explorer", "feature_shapes", "kernel_explorer", "shape_explorer"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,30 +94,37 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
 def kernel_explorer(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes, resolution: int) -> widgets.Widget:
     """Pick one of conv1's kernels and a test image: the kernel, the frequencies it passes, and what
     it makes of the image (its feature map, after the activation that follows conv1)."""
-    conv1 = model.features[0]
-    device = conv1.weight.device
-    first_layer = model.features[: conv_layer_names(model)["conv1"] + 1]   # conv1 and its own activation
-
     def show(kernel, label, example):
-        weights = conv1.weight[kernel, 0].detach().cpu()
         index = _example_of(labels, classes, label, example)
-        x = to_model_input(images[index : index + 1].to(device), resolution)
-        with torch.no_grad():
-            response = first_layer(x)[0, kernel].cpu()
         fig, axes = plt.subplots(1, 4, figsize=(12, 3))
-        panels = [(weights, "gray", f"conv1 kernel #{kernel} ({weights.shape[0]}x{weights.shape[1]})"),
-                  (kernel_spectrum(weights), "magma", "frequencies it passes (|FFT|)"),
-                  (images[index, 0].cpu(), "gray_r", f"a test image: {label}"),
-                  (response, "viridis", f"its feature map ({response.shape[0]}x{response.shape[1]})")]
-        for ax, (picture, cmap, title) in zip(axes, panels):
-            ax.imshow(picture.numpy(), cmap=cmap)
-            ax.set_title(title, fontsize=8)
-            ax.set_xticks([]); ax.set_yticks([])
+        draw_kernel(axes, model, kernel, images[index], resolution, label)
         plt.tight_layout()
         plt.show()
 
+    kernels = model.features[0].out_channels
     return widgets.interactive(
-        show, kernel=widgets.IntSlider(0, 0, conv1.out_channels - 1, description="kernel"), **_image_picker(classes))
+        show, kernel=widgets.IntSlider(0, 0, kernels - 1, description="kernel"), **_image_picker(classes))
+
+
+def draw_kernel(axes, model: nn.Module, kernel: int, image: torch.Tensor, resolution: int, label: str) -> None:
+    """Draw conv1's kernel number ``kernel`` on four axes, replacing what they showed: its weights,
+    the frequencies it passes (``kernel_spectrum``), the uint8 test ``image`` (1, H, W) of class
+    ``label``, and the kernel's feature map of it, after the activation that follows conv1."""
+    conv1 = model.features[0]
+    first_layer = model.features[: conv_layer_names(model)["conv1"] + 1]   # conv1 and its own activation
+    weights = conv1.weight[kernel, 0].detach().cpu()
+    x = to_model_input(image[None].to(conv1.weight.device), resolution)
+    with torch.no_grad():
+        response = first_layer(x)[0, kernel].cpu()
+    panels = [(weights, "gray", f"conv1 kernel #{kernel} ({weights.shape[0]}x{weights.shape[1]})"),
+              (kernel_spectrum(weights), "magma", "frequencies it passes (|FFT|)"),
+              (image[0].cpu(), "gray_r", f"a test image: {label}"),
+              (response, "viridis", f"its feature map ({response.shape[0]}x{response.shape[1]})")]
+    for ax, (picture, cmap, title) in zip(axes, panels):
+        ax.clear()
+        ax.imshow(picture.numpy(), cmap=cmap)
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([]); ax.set_yticks([])
 
 
 def _image_picker(classes) -> dict[str, widgets.Widget]:

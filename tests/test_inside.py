@@ -13,7 +13,7 @@ from alexnet_edu.data import to_model_input  # noqa: E402
 from alexnet_edu.inside import (conv_layer_names, feature_maps, hidden_features, kernel_spectrum,  # noqa: E402
                                 nearest_neighbours)
 from alexnet_edu.models import alexnet  # noqa: E402
-from alexnet_edu.widgets import _example_of, feature_map_explorer, kernel_explorer  # noqa: E402
+from alexnet_edu.widgets import _example_of, draw_kernel, feature_map_explorer, kernel_explorer  # noqa: E402
 
 CLASSES = [f"class {i}" for i in range(10)]
 
@@ -104,6 +104,23 @@ def test_kernel_explorer_draws_kernel_spectrum_image_and_response(model, images)
                                model.features[0].weight[17, 0].detach())
     assert titles[3] == "its feature map (22x22)"   # (96 + 2 - 11) // 4 + 1
     plt.close("all")
+
+
+def test_draw_kernel_replaces_what_the_axes_showed_so_a_recording_can_step_through_kernels(model, images):
+    pictures, _ = images
+    fig, axes = plt.subplots(1, 4)
+    draw_kernel(axes, model, 3, pictures[0], 96, "Ankle boot")
+    draw_kernel(axes, model, 5, pictures[1], 96, "Ankle boot")
+    assert [len(ax.images) for ax in axes] == [1, 1, 1, 1]          # redrawn, not stacked
+    assert [ax.get_title() for ax in axes] == ["conv1 kernel #5 (11x11)", "frequencies it passes (|FFT|)",
+                                               "a test image: Ankle boot", "its feature map (22x22)"]
+    kernel = model.features[0].weight[5, 0].detach()
+    torch.testing.assert_close(torch.as_tensor(axes[1].images[0].get_array()), kernel_spectrum(kernel))
+    torch.testing.assert_close(torch.as_tensor(axes[2].images[0].get_array()), pictures[1, 0])
+    with torch.no_grad():
+        expected = torch.relu(model.features[0](to_model_input(pictures[1:2], 96)))[0, 5]
+    torch.testing.assert_close(torch.as_tensor(axes[3].images[0].get_array()), expected)
+    plt.close(fig)
 
 
 def test_feature_map_explorer_shows_sixteen_maps_of_the_chosen_layer(model, images):

@@ -32,7 +32,8 @@ def test_the_setup_cell_is_identical_everywhere_and_points_at_the_repository():
     assert len(set(firsts.values())) == 1, firsts
     setup = next(iter(firsts.values()))
     url = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
-    assert f"git+{url}" in setup
+    assert f'url = "git+{url}"' in setup
+    assert '%pip install -q "alexnet-edu[d2l] @ {url}"' in setup   # IPython expands {url}
     assert 'if "google.colab" in sys.modules:' in setup
 
 
@@ -60,3 +61,10 @@ def test_saved_outputs_are_complete_and_honest(path):
         # the website's outputs say which profile produced them, and it is not the tests' profile
         assert re.search(r"profile '(cpu|full)'", text), "the saved outputs name the profile they ran in"
         assert "profile 'smoke'" not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_fits_the_website_column(path):
+    # the site's code column shows 78 characters at 1280 px before a scroll bar hides the rest
+    long = [line for c in cells(path, "code") for line in source(c).splitlines() if len(line) > 78]
+    assert not long, f"{len(long)} code line(s) over 78 characters, e.g. {long[0]!r}"
