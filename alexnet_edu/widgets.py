@@ -123,7 +123,7 @@ def draw_kernel(axes, model: nn.Module, kernel: int, image: torch.Tensor, resolu
     for ax, (picture, cmap, title) in zip(axes, panels):
         ax.clear()
         ax.imshow(picture.numpy(), cmap=cmap)
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([]); ax.set_yticks([])
 
 
