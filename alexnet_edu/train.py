@@ -3,8 +3,10 @@
 The optimiser is the paper's: SGD with momentum 0.9 and weight decay 5e-4. Each epoch ends with a
 test-set evaluation, an entry in the history and, when ``out`` is given, a checkpoint, so that an
 interrupted run resumed with ``resume=True`` loses at most the epoch it was in.
-On CUDA the data already sits on the GPU, the model runs channels_last under bf16 autocast, and
-``compile=True`` adds ``torch.compile``. On a CPU everything stays fp32: bf16 is far slower there.
+On CUDA the data already sits on the GPU and the model runs channels_last in mixed precision:
+bf16 on GPUs that compute in it natively (compute capability 8 and later), fp16 with a gradient
+scaler on older ones such as Colab's T4. ``compile=True`` adds ``torch.compile``. On a CPU
+everything stays fp32: bf16 is far slower there.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from .data import FashionMNIST, batches
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
-__all__ = ["History", "autocast_for", "default_device", "evaluate", "fit", "input_layout"]
+__all__ = ["History", "amp_dtype", "autocast_for", "default_device", "evaluate", "fit", "input_layout"]
 
 
 def default_device() -> torch.device:
@@ -68,9 +70,19 @@ class History:
                 f"{sum(self.images_per_s) / self.epochs:,.0f} images/s, {sum(self.seconds):.0f} s in all")
 
 
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision the model computes in on ``device``: bf16 on GPUs with native bf16
+    (compute capability 8, Ampere, and later); fp16 on older GPUs such as the T4, which only emulate
+    bf16 but have fp16 tensor cores; None (fp32) on the CPU, where bf16 is ~20x slower than fp32."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+
+
 def autocast_for(device: torch.device):
-    """bf16 autocast on CUDA; a no-op on the CPU, where bf16 is ~20x slower than fp32."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    """Autocast to ``amp_dtype(device)``; a no-op on the CPU."""
+    dtype = amp_dtype(device)
+    return torch.autocast("cuda", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 @torch.no_grad()
@@ -130,6 +142,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=lr_drop_patience)
                if lr_drop_patience is not None else None)
     torch.manual_seed(seed)
@@ -137,7 +151,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution, momentum=momentum,
                     weight_decay=weight_decay, augment=augment, seed=seed, train_size=len(train_labels),
                     test_size=len(data.test_labels), model=type(model).__name__,
-                    parameters=sum(p.numel() for p in model.parameters()), machine=_machine(device))
+                    parameters=sum(p.numel() for p in model.parameters()), machine=_machine(device),
+                    precision=str(amp_dtype(device) or torch.float32).removeprefix("torch."))
     history = History(device=str(device), profile=profile.name, settings=settings)
 
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
@@ -147,6 +162,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         optimizer.load_state_dict(state["optimizer"])
         if plateau is not None and state["plateau"] is not None:
             plateau.load_state_dict(state["plateau"])
+        if state.get("scaler"):   # empty when saved without fp16
+            scaler.load_state_dict(state["scaler"])
         history = History(**state["history"])
         torch.set_rng_state(state["torch_rng"])
         shuffle.set_state(state["shuffle_rng"])
@@ -169,8 +186,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                 logits = step(input_layout(x, device))
                 loss = F.cross_entropy(logits, y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             losses.append(loss.detach() * len(y))
             hits.append((logits.argmax(1) == y).sum())
             sizes.append(len(y))
@@ -199,17 +217,19 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             print(f"epoch {epoch + 1}: loss {history.train_loss[-1]:.3f}, train acc {history.train_acc[-1]:.3f}, "
                   f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizer, plateau, history, shuffle)
+            _save_checkpoint(checkpoint, model, optimizer, plateau, scaler, history, shuffle)
     if plot is not None:
         plot.close()
     return history
 
 
-def _save_checkpoint(path: Path, model, optimizer, plateau, history: History, shuffle: torch.Generator) -> None:
+def _save_checkpoint(path: Path, model, optimizer, plateau, scaler, history: History,
+                     shuffle: torch.Generator) -> None:
     """Write the checkpoint and history.json beside it; the rename makes a crash mid-write harmless."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                 plateau=plateau.state_dict() if plateau is not None else None, history=asdict(history),
+                 plateau=plateau.state_dict() if plateau is not None else None,
+                 scaler=scaler.state_dict(), history=asdict(history),
                  torch_rng=torch.get_rng_state(), shuffle_rng=shuffle.get_state())
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)

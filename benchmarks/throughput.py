@@ -5,7 +5,8 @@
 Both feed the same model (``alexnet_edu.models.alexnet()``, 1x224x224) for the same number of
 batches. d2l: ``d2l.load_data_fashion_mnist(batch_size, resize=224)``, a DataLoader whose workers
 resize every image with PIL, training in fp32. Ours: the whole dataset as one uint8 tensor on the
-device, one resize call per batch there; on CUDA also channels_last and bf16 autocast.
+device, one resize call per batch there; on CUDA also channels_last and mixed precision (bf16, or
+fp16 with a gradient scaler on GPUs older than Ampere).
 Prints images/s for the data pipeline alone and for training, and the ratios.
 """
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from alexnet_edu.d2l_pipeline import d2l_loaders
 from alexnet_edu.data import batches, load_fashion_mnist
 from alexnet_edu.models import alexnet
-from alexnet_edu.train import autocast_for, default_device, input_layout
+from alexnet_edu.train import amp_dtype, autocast_for, default_device, input_layout
 
 
 def sync(device: torch.device) -> None:
@@ -46,9 +47,10 @@ def time_training(make_iter, n: int, device: torch.device, fast: bool) -> float:
     """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter`` (after one warm-up step)."""
     torch.manual_seed(0)
     model = alexnet().to(device)
-    if fast:  # exactly what fit() does: channels_last and bf16 on CUDA, plain fp32 on a CPU
+    if fast:  # exactly what fit() does: channels_last and mixed precision on CUDA, plain fp32 on a CPU
         model = model.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    scaler = torch.amp.GradScaler("cuda", enabled=fast and amp_dtype(device) == torch.float16)
     it = iter(make_iter())
     start, seen = None, 0
     for step in range(n + 1):
@@ -62,8 +64,9 @@ def time_training(make_iter, n: int, device: torch.device, fast: bool) -> float:
         with autocast_for(device) if fast else torch.autocast(device.type, enabled=False):
             loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
         if step >= 1:
             seen += len(y)
     sync(device)
@@ -79,7 +82,9 @@ def main() -> None:
     n = args.batches or (50 if device.type == "cuda" else 3)
     bs = args.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; torch {torch.__version__}; batch {bs}; {n} timed batches per figure; AlexNet 1x224x224")
+    precision = str(amp_dtype(device) or torch.float32).removeprefix("torch.")
+    print(f"device: {name}; torch {torch.__version__}; ours in {precision}; batch {bs}; "
+          f"{n} timed batches per figure; AlexNet 1x224x224")
 
     data = load_fashion_mnist(device=device)
     gen = torch.Generator().manual_seed(0)

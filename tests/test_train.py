@@ -5,7 +5,7 @@ import torch
 
 from alexnet_edu.data import FashionMNIST
 from alexnet_edu.models import alexnet
-from alexnet_edu.train import History, evaluate, fit
+from alexnet_edu.train import History, amp_dtype, evaluate, fit
 
 
 def easy_data(n_train=96, n_test=40):
@@ -45,6 +45,10 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
                progress=False, device="cpu")
     # interrupted after 2 epochs, then resumed: the same run as training 3 epochs straight
     fit(small_model(), data, profile="smoke", epochs=2, resolution=72, out=tmp_path / "b", progress=False, device="cpu")
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["scaler"] == {}              # fp32 on a CPU: no loss scale to keep
+    del state["scaler"]                       # as in checkpoints written before there was one
+    torch.save(state, tmp_path / "b" / "checkpoint.pt")
     resumed_model = small_model()
     resumed = fit(resumed_model, data, profile="smoke", epochs=3, resolution=72, out=tmp_path / "b",
                   resume=True, progress=False, device="cpu")
@@ -52,6 +56,15 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
     assert resumed.train_loss[:2] == full.train_loss[:2]
     assert resumed.train_loss[2] == pytest.approx(full.train_loss[2], rel=1e-4)
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["history"]["train_loss"] == resumed.train_loss
+
+
+def test_mixed_precision_is_bf16_from_ampere_on_fp16_on_older_gpus_and_fp32_on_the_cpu(monkeypatch):
+    assert amp_dtype(torch.device("cpu")) is None
+    for capability, expected in [((7, 5), torch.float16),     # T4 (Colab's free GPU): bf16 only emulated
+                                 ((8, 0), torch.bfloat16),    # A100
+                                 ((9, 0), torch.bfloat16)]:   # H100
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
+        assert amp_dtype(torch.device("cuda")) == expected
 
 
 def test_evaluate_counts_correct_predictions():
