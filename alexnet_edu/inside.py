@@ -34,12 +34,15 @@ def feature_maps(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
-def hidden_features(model: nn.Module, images: torch.Tensor, resolution: int, batch_size: int = 256) -> torch.Tensor:
-    """The last hidden layer (fc7, after its ReLU: 4,096 numbers per image) for uint8 ``images``."""
+def hidden_features(model: nn.Module, images: torch.Tensor, resolution: int, batch_size: int = 256,
+                    layer: str = "fc7") -> torch.Tensor:
+    """A hidden fully connected layer after its ReLU (4,096 numbers per image) for uint8 ``images``:
+    ``"fc7"``, the last one, or ``"fc6"``, the one before it."""
     model.eval()
     device = next(model.parameters()).device
-    last_hidden = model.classifier[:-1]          # everything but the final Linear
-    return torch.cat([last_hidden(torch.flatten(model.features(to_model_input(chunk.to(device), resolution)), 1))
+    # the classifier is fc6, ReLU, Dropout, fc7, ReLU, Dropout, fc8
+    upto = {"fc6": model.classifier[:3], "fc7": model.classifier[:-1]}[layer]
+    return torch.cat([upto(torch.flatten(model.features(to_model_input(chunk.to(device), resolution)), 1))
                       for chunk in images.split(batch_size)])
 
 

@@ -61,6 +61,15 @@ def test_hidden_features_are_fc7_after_its_relu(model, images):
     torch.testing.assert_close(model.classifier[-1](features), logits, rtol=1e-4, atol=1e-4)
 
 
+def test_hidden_features_of_fc6_feed_fc7(model, images):
+    pictures, _ = images
+    fc6 = hidden_features(model, pictures, resolution=96, batch_size=7, layer="fc6")
+    assert fc6.shape == (30, 4096) and (fc6 >= 0).all()
+    fc7 = hidden_features(model, pictures, resolution=96)
+    with torch.no_grad():
+        torch.testing.assert_close(model.classifier[3:6](fc6), fc7)
+
+
 def test_nearest_neighbours_agree_with_a_brute_force_search():
     torch.manual_seed(0)
     queries, pool = torch.randn(5, 8), torch.randn(40, 8)
