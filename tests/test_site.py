@@ -2,7 +2,8 @@
 
 Checks what a reader sees: the page title, typeset math (MathJax ran, served from the site itself),
 every figure present, each saved widget (progress bars, explorers) drawn once from its saved state,
-long printed lines wrapped, folded solutions and the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
+long printed lines wrapped, code that fits its cell without a scroll bar at 1280 px, folded
+solutions and the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
 """
 
 import functools
@@ -115,3 +116,25 @@ def test_page_renders(site, name):
         if "_explorer(" in source:   # an ipywidgets explorer, rendered from its saved state
             rendered = re.sub(r'<script type="application/vnd.jupyter.widget-state\+json">.*?</script>', "", dom, flags=re.S)
             assert 'class="lm-Widget' in rendered and "widget-hslider" in rendered, "the widget did not render"
+
+
+# Appended to a copy of a page: once laid out, it lists by how many pixels each code cell's code is
+# wider than its box (0 or less: no scroll bar).
+MEASURE_CODE = """<script>window.addEventListener("load", () => setTimeout(() => {
+  const over = [...document.querySelectorAll("div.cell_input pre")].map(p => p.scrollWidth - p.clientWidth);
+  const out = document.createElement("div");
+  out.id = "code-overflow";
+  out.textContent = over.join(" ");
+  document.body.appendChild(out);
+}, 500));</script>"""
+
+
+@pytest.mark.parametrize("name", [name for name, page in PAGES.items() if page.suffix == ".ipynb"])
+def test_code_needs_no_scroll_bar_on_a_laptop_screen(site, name):
+    browser, url, html = site
+    copy = html / f"measure-{name}.html"
+    copy.write_text((html / f"{name}.html").read_text().replace("</body>", MEASURE_CODE + "</body>"))
+    dom = run_chromium(browser, "--window-size=1280,2000", "--dump-dom", f"{url}/{copy.name}").stdout
+    overflow = [int(v) for v in re.search(r'id="code-overflow">([^<]*)<', dom).group(1).split()]
+    assert overflow, "no code cells found on the page"
+    assert max(overflow) <= 0, f"code wider than its cell at 1280 px (px per cell): {overflow}"
