@@ -28,7 +28,8 @@ from .data import FashionMNIST, batches
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
-__all__ = ["History", "amp_dtype", "autocast_for", "default_device", "evaluate", "fit", "input_layout"]
+__all__ = ["History", "amp_dtype", "autocast_for", "default_device", "evaluate", "fit", "grad_scaler_for",
+           "input_layout", "precision_name"]
 
 
 def default_device() -> torch.device:
@@ -79,10 +80,21 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
 
 
+def precision_name(device: torch.device) -> str:
+    """What the model computes in on ``device``, for printing: 'bfloat16', 'float16' or 'float32'."""
+    return str(amp_dtype(device) or torch.float32).removeprefix("torch.")
+
+
 def autocast_for(device: torch.device):
-    """Autocast to ``amp_dtype(device)``; a no-op on the CPU."""
+    """Autocast to ``amp_dtype(device)``; a no-op where that is None (the CPU)."""
     dtype = amp_dtype(device)
-    return torch.autocast("cuda", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def grad_scaler_for(device: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for fp16, whose small gradients underflow without it; disabled (a no-op) for
+    bf16 and fp32, which need none."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype(device) == torch.float16)
 
 
 @torch.no_grad()
@@ -142,8 +154,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none (the scaler is then a no-op)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype(device) == torch.float16)
+    scaler = grad_scaler_for(device)
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=lr_drop_patience)
                if lr_drop_patience is not None else None)
     torch.manual_seed(seed)
@@ -152,7 +163,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                     weight_decay=weight_decay, augment=augment, seed=seed, train_size=len(train_labels),
                     test_size=len(data.test_labels), model=type(model).__name__,
                     parameters=sum(p.numel() for p in model.parameters()), machine=_machine(device),
-                    precision=str(amp_dtype(device) or torch.float32).removeprefix("torch."))
+                    precision=precision_name(device))
     history = History(device=str(device), profile=profile.name, settings=settings)
 
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from alexnet_edu.d2l_pipeline import d2l_loaders
 from alexnet_edu.data import batches, load_fashion_mnist
 from alexnet_edu.models import alexnet
-from alexnet_edu.train import amp_dtype, autocast_for, default_device, input_layout
+from alexnet_edu.train import autocast_for, default_device, grad_scaler_for, input_layout, precision_name
 
 
 def sync(device: torch.device) -> None:
@@ -50,7 +50,7 @@ def time_training(make_iter, n: int, device: torch.device, fast: bool) -> float:
     if fast:  # exactly what fit() does: channels_last and mixed precision on CUDA, plain fp32 on a CPU
         model = model.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler("cuda", enabled=fast and amp_dtype(device) == torch.float16)
+    scaler = grad_scaler_for(device) if fast else torch.amp.GradScaler(device.type, enabled=False)
     it = iter(make_iter())
     start, seen = None, 0
     for step in range(n + 1):
@@ -82,8 +82,7 @@ def main() -> None:
     n = args.batches or (50 if device.type == "cuda" else 3)
     bs = args.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    precision = str(amp_dtype(device) or torch.float32).removeprefix("torch.")
-    print(f"device: {name}; torch {torch.__version__}; ours in {precision}; batch {bs}; "
+    print(f"device: {name}; torch {torch.__version__}; ours in {precision_name(device)}; batch {bs}; "
           f"{n} timed batches per figure; AlexNet 1x224x224")
 
     data = load_fashion_mnist(device=device)

@@ -5,6 +5,7 @@ import torch
 
 from alexnet_edu.data import FashionMNIST
 from alexnet_edu.models import alexnet
+from alexnet_edu import train
 from alexnet_edu.train import History, amp_dtype, evaluate, fit
 
 
@@ -65,6 +66,33 @@ def test_mixed_precision_is_bf16_from_ampere_on_fp16_on_older_gpus_and_fp32_on_t
                                  ((9, 0), torch.bfloat16)]:   # H100
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None, c=capability: c)
         assert amp_dtype(torch.device("cuda")) == expected
+
+
+def test_fp16_with_loss_scaling_trains_and_resumes_with_its_scale(tmp_path, monkeypatch):
+    # What a T4 runs (fp16 autocast and a GradScaler), exercised here through CPU autocast.
+    monkeypatch.setattr(train, "amp_dtype", lambda device: torch.float16)
+    computed_in = set()
+    model = small_model()
+    model.classifier.register_forward_hook(lambda module, args, out: computed_in.add(out.dtype))
+    data = easy_data()
+    straight = fit(model, data, profile="smoke", epochs=12, batch_size=16, resolution=72, lr=0.02,
+                   progress=False, device="cpu")
+    assert computed_in == {torch.float16}
+    assert straight.settings["precision"] == "float16"
+    assert straight.train_loss[-1] < 0.5 * straight.train_loss[0]
+
+    fit(small_model(), data, profile="smoke", epochs=11, batch_size=16, resolution=72, lr=0.02,
+        out=tmp_path, progress=False, device="cpu")
+    scaler = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["scaler"]
+    # 11 epochs of 6 steps, none overflowed: the scale is still its initial 2**16, 66 steps into
+    # the 2,000 it waits before doubling
+    assert (scaler["scale"], scaler["_growth_tracker"]) == (2.0 ** 16, 66)
+    resumed = fit(small_model(), data, profile="smoke", epochs=12, batch_size=16, resolution=72, lr=0.02,
+                  out=tmp_path, resume=True, progress=False, device="cpu")
+    assert resumed.train_loss[:11] == straight.train_loss[:11]
+    assert resumed.train_loss[11] == pytest.approx(straight.train_loss[11], rel=1e-3)
+    scaler = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["scaler"]
+    assert scaler["_growth_tracker"] == 72          # counted on from the checkpoint, not from 0
 
 
 def test_evaluate_counts_correct_predictions():
