@@ -101,8 +101,12 @@ class AlexNet(nn.Module):
 def check_input(x: torch.Tensor, in_channels: int, min_size: int) -> None:
     if x.dim() != 4:
         raise ValueError(f"expected a batch of images shaped (N, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"this model takes normalised float images, got {x.dtype}: convert uint8 images "
+                         f"with alexnet_edu.data.to_model_input(images, resolution), which also resizes them")
     if x.shape[1] != in_channels:
-        hint = " (Fashion-MNIST is grey: build the model with in_channels=1)" if x.shape[1] == 1 else ""
+        hint = {1: " (Fashion-MNIST is grey: build the model with in_channels=1)",
+                3: " (for colour images, build the model with in_channels=3)"}.get(x.shape[1], "")
         raise ValueError(f"this model expects {in_channels}-channel images, got {x.shape[1]} channels{hint}")
     if min(x.shape[-2:]) < min_size:
         raise ValueError(

@@ -2,6 +2,7 @@ import pytest
 import torch
 from torch import nn
 
+from alexnet_edu.data import to_model_input
 from alexnet_edu.models import LocalResponseNorm, alexnet, alexnet_paper, conv_output_size, lenet
 from alexnet_edu.summary import summary
 
@@ -109,6 +110,16 @@ def test_wrong_channel_count_says_what_to_do():
         alexnet()(torch.zeros(1, 3, 224, 224))
     with pytest.raises(ValueError, match="in_channels=1"):
         alexnet_paper()(torch.zeros(1, 1, 227, 227))
+    with pytest.raises(ValueError, match="in_channels=3"):
+        alexnet()(torch.zeros(1, 3, 224, 224))
+    assert alexnet(in_channels=3)(torch.zeros(1, 3, 224, 224)).shape == (1, 10)
+
+
+def test_raw_uint8_images_say_how_to_convert_them():
+    images = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"got torch.uint8: convert .*data\.to_model_input\(images, resolution\)"):
+        alexnet()(images)
+    assert alexnet()(to_model_input(images, 224)).shape == (2, 10)
 
 
 def test_switches_change_the_network():
