@@ -7,20 +7,85 @@ Record one on a GPU with::
 
 which writes ``history.json`` (with machine, commit and wall time in its settings) and
 ``conv_weights_fp16.pt``; the training checkpoint it also writes there is not committed.
+
+A chapter finds the run with :func:`find_reference_run`: in ``data/reference/`` beside it, or, where the
+chapter came alone (Colab installs the package from GitHub, not the book's folders), in the repository
+and commit the package was installed from.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
+import re
 import subprocess
+import urllib.error
+import urllib.request
+import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["CONV_WEIGHTS", "save_conv_weights", "load_conv_weights", "git_commit"]
+from .data import cache_dir
+
+__all__ = ["CONV_WEIGHTS", "find_reference_run", "git_commit", "installed_from_github", "load_conv_weights",
+           "save_conv_weights"]
 
 CONV_WEIGHTS = "conv_weights_fp16.pt"
+FILES = ("history.json", CONV_WEIGHTS)
+RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/book/data/reference/{name}"
+
+
+def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | None:
+    """The folder that holds the reference run's ``history.json`` and fp16 convolutions, or None.
+
+    ``folder`` (relative to the chapter) when it has both files. Otherwise, when the package was
+    installed from a GitHub repository (``pip install git+https://github.com/...``, as the chapters'
+    Colab setup cell does), the two files of the very commit that was installed, downloaded once into
+    the cache. None when neither has them, which is the case until a GPU run has been recorded.
+    """
+    local = Path(folder)
+    if all((local / name).exists() for name in FILES):
+        return local
+    source = installed_from_github()
+    if source is None:
+        return None
+    repo, commit = source
+    cached = cache_dir() / "reference" / commit
+    cached.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        if (cached / name).exists():
+            continue
+        url = RAW_URL.format(repo=repo, commit=commit, name=name)
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                data = response.read()
+        except urllib.error.HTTPError as error:
+            if error.code != 404:    # 404: no run recorded at that commit, which is no error
+                warnings.warn(f"could not download the reference run from {url}: {error}")
+            return None
+        except OSError as error:     # no network, a timeout
+            warnings.warn(f"could not download the reference run from {url}: {error}")
+            return None
+        partial = cached / f"{name}.part"   # renamed when complete: an interrupted download is not used
+        partial.write_bytes(data)
+        partial.replace(cached / name)
+    return cached
+
+
+def installed_from_github() -> tuple[str, str] | None:
+    """``("owner/name", commit)`` when pip installed this package from a GitHub repository, else None
+    (an editable checkout, a wheel, a source folder). Read from pip's record of the install (PEP 610)."""
+    try:
+        record = importlib.metadata.distribution("alexnet-edu").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    info = json.loads(record) if record else {}
+    match = re.fullmatch(r"https://github\.com/([^/]+/[^/]+?)(?:\.git)?/?", info.get("url", ""))
+    commit = info.get("vcs_info", {}).get("commit_id")
+    return (match.group(1), commit) if match and commit else None
 
 
 def save_conv_weights(model: nn.Module, path: str | os.PathLike) -> None:
