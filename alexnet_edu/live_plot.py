@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 __all__ = ["LivePlot", "plot_history"]
 
@@ -19,6 +20,7 @@ def plot_history(history, axes=None, label: str = "", style: str = "-"):
     axes[0].set(xlabel="epoch", ylabel="cross-entropy")
     axes[1].set(xlabel="epoch", ylabel="accuracy")
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
         ax.legend(fontsize="small")
         ax.grid(alpha=0.3)
     return axes
