@@ -1,8 +1,9 @@
-"""The ``alexnet-edu`` command: ``data``, ``train`` and ``summary``.
+"""The ``alexnet-edu`` command: ``data``, ``train``, ``summary`` and ``handout``.
 
     alexnet-edu data                                  # where Fashion-MNIST is; checks it loads
     alexnet-edu train --model alexnet --profile full --out runs/full [--resume]
     alexnet-edu summary --model alexnet_paper
+    alexnet-edu handout --out handouts book/*.ipynb   # the chapters without solutions, for students
 """
 
 from __future__ import annotations
@@ -77,6 +78,21 @@ def cmd_summary(args) -> None:
         print(summary(model, shape).to_string(index=False))
 
 
+def cmd_handout(args) -> None:
+    import nbformat   # only this command needs it (the GPU machines that train may lack it)
+
+    from .handout import count_solutions, without_solutions
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in map(Path, args.notebooks):
+        if path.resolve().parent == out.resolve():
+            raise SystemExit(f"alexnet-edu: {path} is in --out {out}; choose another folder")
+        nb = nbformat.read(path, as_version=4)
+        nbformat.write(without_solutions(nb), out / path.name)
+        print(f"{path}: {count_solutions(nb)} solution(s) taken out, outputs cleared -> {out / path.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alexnet-edu", description="AlexNet on Fashion-MNIST, from the alexnet-edu book")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=MODELS, default="alexnet")
     p.add_argument("--size", type=int, help="input side in px (default: the model's own)")
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("handout", help="copies of chapters without solutions or outputs, for students")
+    p.add_argument("notebooks", nargs="+", help="the chapters, e.g. book/*.ipynb")
+    p.add_argument("--out", required=True, help="folder for the copies (not the chapters' own folder)")
+    p.set_defaults(func=cmd_handout)
 
     args = parser.parse_args(argv)
     try:
