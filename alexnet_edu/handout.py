@@ -4,6 +4,8 @@ A chapter writes each solution between two sphinx-exercise fences in its markdow
 ```` ```{solution-start} label ```` and ```` ```{solution-end} ````; the code cells between them are
 the solution's code. One markdown cell can hold the end of one solution, the next exercise and the
 start of its solution, so the cut is made inside the text of a cell, not only between cells.
+Jupyter shows an ```` ```{exercise} ```` fence as a code block, its maths untypeset, so a handout
+turns each into a plain paragraph, "**Exercise 2** (`label`)", followed by its text.
 
     alexnet-edu handout --out handouts book/*.ipynb
 """
@@ -11,6 +13,7 @@ start of its solution, so the cut is made inside the text of a cell, not only be
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 
 import nbformat
@@ -19,6 +22,7 @@ __all__ = ["without_solutions", "count_solutions"]
 
 START = re.compile(r"```\{solution-start\}[^\n]*\n(?::[^\n]*\n)*```")   # the fence and its :options:
 END = re.compile(r"```\{solution-end\}\s*```")
+EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n((?::[^\n]*\n)*)\n?(.*?)\n```", re.S)   # options, text
 
 
 def count_solutions(nb: nbformat.NotebookNode) -> int:
@@ -58,7 +62,18 @@ def without_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         _append_markdown(handout, cell, kept, part)
     if label is not None:
         raise ValueError(f"the notebook ends inside the solution of {label!r}: it has no solution-end")
+    number = itertools.count(1)
+    for cell in handout.cells:
+        if cell.cell_type == "markdown":
+            cell.source = EXERCISE.sub(lambda fence: _plain_exercise(fence, next(number)), cell.source)
     return handout
+
+
+def _plain_exercise(fence: re.Match, number: int) -> str:
+    """An exercise directive as Jupyter can show it: a bold heading with its label, then its text."""
+    options, text = fence.groups()
+    label = re.search(r":label:\s*(\S+)", options)
+    return f"**Exercise {number}**" + (f" (`{label.group(1)}`)" if label else "") + f"\n\n{text.strip()}"
 
 
 def _append_markdown(handout, cell, texts: list[str], part: int) -> int:

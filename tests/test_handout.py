@@ -37,7 +37,10 @@ def test_a_handout_keeps_the_exercises_and_the_chapter_but_no_solution(chapter):
     nbformat.validate(handout)
     text = "\n".join(cell.source for cell in handout.cells)
     assert "{solution-" not in text and ":class: dropdown" not in text     # no fence, no folded block
-    assert text.count("```{exercise}") == "\n".join(c.source for c in nb.cells).count("```{exercise}")
+    labels = re.findall(r"```\{exercise\}\n:label: (\S+)", "\n".join(c.source for c in nb.cells))
+    assert re.findall(r"\*\*Exercise (\d+)\*\* \(`(\S+)`\)", text) == [
+        (str(n), label) for n, label in enumerate(labels, 1)]                # every exercise, in order
+    assert "```{exercise}" not in text and ":label:" not in text             # as Jupyter can show them
     per_solution = solution_code(nb)
     assert len(per_solution) == count_solutions(nb)
     hidden = [source for solution in per_solution for source in solution]
@@ -64,9 +67,9 @@ def test_markers_inside_shared_cells_cut_only_the_solution():
     ])
     handout = without_solutions(nb)
     assert [(c.cell_type, c.source) for c in handout.cells] == [
-        ("markdown", "## Exercises\n\n```{exercise}\n:label: one\n\nFirst question.\n```"),
+        ("markdown", "## Exercises\n\n**Exercise 1** (`one`)\n\nFirst question."),
         ("code", "# one: your answer"),
-        ("markdown", "```{exercise}\n:label: two\n\nSecond question.\n```"),
+        ("markdown", "**Exercise 2** (`two`)\n\nSecond question."),
         ("markdown", "After the exercises."),
     ]
     assert len({c.id for c in handout.cells}) == 4
