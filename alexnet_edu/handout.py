@@ -20,7 +20,7 @@ import nbformat
 
 __all__ = ["without_solutions", "count_solutions"]
 
-START = re.compile(r"```\{solution-start\}[^\n]*\n(?::[^\n]*\n)*```")   # the fence and its :options:
+START = re.compile(r"```\{solution-start\}[ \t]*(\S*)[^\n]*\n(?::[^\n]*\n)*```")   # label, :options:
 END = re.compile(r"```\{solution-end\}\s*```")
 EXERCISE = re.compile(r"```\{exercise\}[^\n]*\n((?::[^\n]*\n)*)\n?(.*?)\n```", re.S)   # options, text
 
@@ -51,7 +51,7 @@ def without_solutions(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
                 break
             if label is None:
                 kept.append(text[: fence.start()])
-                label = fence.group(0).split("}")[1].split()[0]
+                label = fence.group(1) or "solution"
             else:
                 if solution_has_code:   # the markdown so far, then room for the student's code
                     part = _append_markdown(handout, cell, kept, part)
