@@ -71,12 +71,15 @@ def feature_map_explorer(model: nn.Module, images: torch.Tensor, labels: torch.T
         index = _example_of(labels, classes, label, example)
         x = to_model_input(images[index : index + 1].to(device), resolution)
         maps = feature_maps(model, x)[layer][0].cpu()
-        first = min(first_channel, maps.shape[0] - maps_shown)
+        first = max(0, min(first_channel, maps.shape[0] - maps_shown))   # a full page where there is one
+        channels = range(first, min(first + maps_shown, maps.shape[0]))
         fig, axes = plt.subplots(2, maps_shown // 2 + 1, figsize=(12, 3.2))
         axes[0, 0].imshow(images[index, 0].cpu().numpy(), cmap="gray_r")
         axes[0, 0].set_title(label, fontsize=8)
         axes[1, 0].axis("off")
-        for ax, c in zip(axes[:, 1:].T.flatten(), range(first, first + maps_shown)):
+        for ax in axes[:, 1:].T.flatten()[len(channels):]:   # a layer with fewer maps than panels
+            ax.axis("off")
+        for ax, c in zip(axes[:, 1:].T.flatten(), channels):
             ax.imshow(maps[c].numpy(), cmap="viridis")
             ax.set_title(f"{layer} #{c}", fontsize=7)
         for ax in axes.flatten():

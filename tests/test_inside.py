@@ -143,6 +143,19 @@ def test_feature_map_explorer_shows_sixteen_maps_of_the_chosen_layer(model, imag
     plt.close("all")
 
 
+def test_feature_map_explorer_shows_only_the_maps_a_narrow_layer_has(images):
+    pictures, labels = images
+    torch.manual_seed(0)
+    narrow = alexnet(image_size=96, width=0.1).eval()     # conv1 has 10 maps, fewer than 16 panels
+    plt.close("all")
+    explorer = feature_map_explorer(narrow, pictures, labels, CLASSES, 96)
+    explorer.children[3].value = 64                         # first channel beyond the layer's end
+    figure = plt.figure(plt.get_fignums()[-1])
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title().startswith("conv")]
+    assert sorted(titles, key=lambda t: int(t.split("#")[1])) == [f"conv1 #{c}" for c in range(10)]
+    plt.close("all")
+
+
 def test_kernel_explorer_shows_conv1_through_the_models_own_activation(images):
     pictures, labels = images
     torch.manual_seed(0)
