@@ -1,5 +1,6 @@
 import gzip
 import os
+import re
 import struct
 
 import numpy as np
@@ -45,3 +46,18 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("ALEXNET_EDU_DATA", raising=False)
     monkeypatch.setattr(data_module, "SYSTEM_DIR", tmp_path / "no-system-copy")
     return tmp_path
+
+
+def solution_of_each_code_cell(cells):
+    """For ``(cell_type, source)`` pairs in notebook order, the number of the solution each code cell
+    belongs to (0, 1, ... in order of their solution-start markers), or None outside any solution.
+    A markdown cell can close one solution and open the next, or hold a whole one."""
+    current, opened, found = None, 0, []
+    for cell_type, text in cells:
+        if cell_type == "markdown":
+            for marker in re.findall(r"\{solution-(start|end)\}", text):
+                current = opened if marker == "start" else None
+                opened += marker == "start"
+        elif cell_type == "code":
+            found.append(current)
+    return found

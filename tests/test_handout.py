@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from alexnet_edu.cli import main
+from conftest import solution_of_each_code_cell
 from alexnet_edu.handout import count_solutions, without_solutions
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
@@ -17,16 +18,13 @@ md, code = nbformat.v4.new_markdown_cell, nbformat.v4.new_code_cell
 
 
 def solution_code(nb):
-    """Per solution, the code cells between its solution-start and solution-end, found cell by cell."""
-    inside, found = False, []
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            for marker in re.findall(r"\{solution-(start|end)\}", cell.source):
-                inside = marker == "start"
-                if inside:
-                    found.append([])
-        elif inside:
-            found[-1].append(cell.source)
+    """Per solution, the sources of its code cells."""
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    solutions = solution_of_each_code_cell([(cell.cell_type, cell.source) for cell in nb.cells])
+    found = [[] for _ in range(count_solutions(nb))]
+    for text, solution in zip(code, solutions):
+        if solution is not None:
+            found[solution].append(text)
     return found
 
 
@@ -41,8 +39,9 @@ def test_a_handout_keeps_the_exercises_and_the_chapter_but_no_solution(chapter):
     assert re.findall(r"\*\*Exercise (\d+)\*\* \(`(\S+)`\)", text) == [
         (str(n), label) for n, label in enumerate(labels, 1)]                # every exercise, in order
     assert "```{exercise}" not in text and ":label:" not in text             # as Jupyter can show them
+    markdown = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    assert count_solutions(nb) == markdown.count("{solution-start}") == markdown.count("{solution-end}")
     per_solution = solution_code(nb)
-    assert len(per_solution) == count_solutions(nb)
     hidden = [source for solution in per_solution for source in solution]
     kept_code = [c.source for c in handout.cells if c.cell_type == "code"]
     assert not set(hidden) & set(kept_code)

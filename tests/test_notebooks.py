@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import solution_of_each_code_cell
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb"))
@@ -67,13 +68,10 @@ def test_saved_outputs_are_complete_and_honest(path):
 def test_code_fits_the_website_column(path):
     # Measured in Chromium at 1280 px: a code cell is 672 px wide, a character 8.6 px, so 75
     # characters fit and a 76th adds a scroll bar; a folded solution is 22 px narrower (72 fit).
-    long, in_solution = [], False
-    for cell in json.loads(path.read_text())["cells"]:
-        text = source(cell)
-        if cell["cell_type"] == "markdown":
-            start, end = text.rfind("{solution-start}"), text.rfind("{solution-end}")
-            in_solution = start > end if max(start, end) >= 0 else in_solution
-            continue
-        width = 72 if in_solution else 75
+    notebook = [(cell["cell_type"], source(cell)) for cell in json.loads(path.read_text())["cells"]]
+    code = [text for kind, text in notebook if kind == "code"]
+    long = []
+    for text, solution in zip(code, solution_of_each_code_cell(notebook)):
+        width = 75 if solution is None else 72
         long += [line for line in text.splitlines() if len(line) > width]
     assert not long, f"{len(long)} code line(s) wider than the website shows, e.g. {long[0]!r}"
