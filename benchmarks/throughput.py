@@ -1,13 +1,15 @@
 """Training throughput: the d2l.ai pipeline against alexnet_edu's, in one run, on this machine.
 
-    python benchmarks/throughput.py [--batches N] [--batch-size 128]
+    python benchmarks/throughput.py [--batches N] [--batch-size 128] [--options]
 
 Both feed the same model (``alexnet_edu.models.alexnet()``, 1x224x224) for the same number of
 batches. d2l: ``d2l.load_data_fashion_mnist(batch_size, resize=224)``, a DataLoader whose workers
 resize every image with PIL, training in fp32. Ours: the whole dataset as one uint8 tensor on the
-device, one resize call per batch there; on CUDA also channels_last and mixed precision (bf16, or
-fp16 with a gradient scaler on GPUs older than Ampere).
+device, one resize call per batch there; on CUDA also channels_last, mixed precision (bf16, or
+fp16 with a gradient scaler on GPUs older than Ampere) and cuDNN autotuning, as ``fit`` does.
 Prints images/s for the data pipeline alone and for training, and the ratios.
+``--options`` (for a GPU) then times our training again with one of those choices undone at a
+time, and with ``torch.compile`` added, each against ours as ``fit`` runs it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from alexnet_edu.d2l_pipeline import d2l_loaders
 from alexnet_edu.data import batches, load_fashion_mnist
 from alexnet_edu.models import alexnet
-from alexnet_edu.train import autocast_for, default_device, grad_scaler_for, input_layout, precision_name
+from alexnet_edu.train import autocast_for, default_device, grad_scaler_for, precision_name
 
 
 def sync(device: torch.device) -> None:
@@ -43,31 +45,33 @@ def time_data(make_iter, n: int, device: torch.device) -> float:
     return seen / (time.perf_counter() - start)
 
 
-def time_training(make_iter, n: int, device: torch.device, fast: bool) -> float:
-    """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter`` (after one warm-up step)."""
+def time_training(make_iter, n: int, device: torch.device, *, channels_last: bool, amp: bool,
+                  autotune: bool, compile: bool = False) -> float:
+    """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter``, after one warm-up step
+    (which is also when cuDNN autotunes and ``torch.compile`` compiles)."""
     torch.manual_seed(0)
-    model = alexnet().to(device)
-    if fast:  # exactly what fit() does: channels_last and mixed precision on CUDA, plain fp32 on a CPU
-        model = model.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    torch.backends.cudnn.benchmark = autotune
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    model = alexnet().to(device, memory_format=layout)
+    step = torch.compile(model) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    scaler = grad_scaler_for(device) if fast else torch.amp.GradScaler(device.type, enabled=False)
+    scaler = grad_scaler_for(device) if amp else torch.amp.GradScaler(device.type, enabled=False)
     it = iter(make_iter())
     start, seen = None, 0
-    for step in range(n + 1):
-        if step == 1:
+    for i in range(n + 1):
+        if i == 1:
             sync(device)
             start = time.perf_counter()
         x, y = next(it)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if fast:
-            x = input_layout(x, device)
-        with autocast_for(device) if fast else torch.autocast(device.type, enabled=False):
-            loss = F.cross_entropy(model(x), y)
+        x = x.contiguous(memory_format=layout)
+        with autocast_for(device) if amp else torch.autocast(device.type, enabled=False):
+            loss = F.cross_entropy(step(x), y)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        if step >= 1:
+        if i >= 1:
             seen += len(y)
     sync(device)
     return seen / (time.perf_counter() - start)
@@ -77,8 +81,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, help="timed batches per measurement (default: 3 on CPU, 50 on GPU)")
+    parser.add_argument("--options", action="store_true",
+                        help="also time our training with each GPU option undone, and with torch.compile")
     args = parser.parse_args()
     device = default_device()
+    if args.options and device.type != "cuda":
+        parser.error("--options times GPU settings (channels_last, mixed precision, cuDNN autotuning, "
+                     "torch.compile); without a GPU, fit() uses none of them. Run it on a GPU")
     n = args.batches or (50 if device.type == "cuda" else 3)
     bs = args.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -95,16 +104,28 @@ def main() -> None:
     d_theirs = time_data(theirs, n * 4, device)
     d_ours = time_data(ours, n * 4, device)
     rows.append(("data pipeline only", d_theirs, d_ours))
-    t_theirs = time_training(theirs, n, device, fast=False)
-    t_ours = time_training(ours, n, device, fast=True)
+    cuda = device.type == "cuda"
+    as_fit = dict(channels_last=cuda, amp=cuda, autotune=cuda)   # what fit() does on this device
+    t_theirs = time_training(theirs, n, device, channels_last=False, amp=False, autotune=False)
+    t_ours = time_training(ours, n, device, **as_fit)
     rows.append(("training (data + model)", t_theirs, t_ours))
 
     print(f"{'images/s':<26}{'d2l':>12}{'alexnet_edu':>14}{'ratio':>9}")
     for label, a, b in rows:
         print(f"{label:<26}{a:>12,.0f}{b:>14,.0f}{b / a:>8.2f}x")
-    if device.type == "cuda":
+    if cuda:
         epoch = 60_000 / t_ours
         print(f"one 60,000-image epoch at our training rate: {epoch:.1f} s; 10 epochs: {10 * epoch:.0f} s (no eval)")
+    if args.options:
+        variants = [("without cuDNN autotuning", dict(as_fit, autotune=False)),
+                    ("NCHW, not channels_last", dict(as_fit, channels_last=False)),
+                    ("fp32, not mixed precision", dict(as_fit, amp=False)),
+                    ("with torch.compile", dict(as_fit, compile=True))]
+        print(f"\n{'our training, one change':<30}{'images/s':>10}{'vs fit':>9}")
+        print(f"{'as fit() runs it':<30}{t_ours:>10,.0f}{1:>8.2f}x")
+        for label, options in variants:
+            rate = time_training(ours, n, device, **options)
+            print(f"{label:<30}{rate:>10,.0f}{rate / t_ours:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from conftest import write_tiny_fashion_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,3 +26,13 @@ def test_throughput_benchmark_prints_both_pipelines_and_their_ratios(tmp_path):
     for line, label in zip(lines[2:], ["data pipeline only", "training (data + model)"]):
         assert re.fullmatch(re.escape(label) + r" +[\d,]+ +[\d,]+ +\d+\.\d\dx", line), line
     assert len(lines) == 4      # no GPU line on a CPU
+
+
+def test_options_table_is_refused_without_a_gpu_and_says_why():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: --options would run")
+    run = subprocess.run([sys.executable, "benchmarks/throughput.py", "--options"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2
+    assert "--options times GPU settings" in run.stderr and "Run it on a GPU" in run.stderr
+    assert run.stdout == ""     # refused before loading any data or timing anything
