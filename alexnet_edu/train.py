@@ -5,9 +5,7 @@ test-set evaluation, an entry in the history and, when ``out`` is given, a check
 interrupted run resumed with ``resume=True`` loses at most the epoch it was in.
 On CUDA the data already sits on the GPU and the model runs channels_last in mixed precision:
 bf16 on GPUs that compute in it natively (compute capability 8 and later), fp16 with a gradient
-scaler on older ones such as Colab's T4; cuDNN times its convolution algorithms once per input
-shape and keeps the fastest (``cudnn.benchmark``: every batch has the same shape here).
-``compile=True`` adds ``torch.compile``. On a CPU
+scaler on older ones such as Colab's T4. ``compile=True`` adds ``torch.compile``. On a CPU
 everything stays fp32: bf16 is far slower there.
 """
 
@@ -154,8 +152,6 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                       train_size=len(data.train_labels), test_size=len(data.test_labels)).describe())
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
     scaler = grad_scaler_for(device)
