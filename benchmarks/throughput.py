@@ -6,7 +6,7 @@ Both feed the same model (``alexnet_edu.models.alexnet()``, 1x224x224) for the s
 batches. d2l: ``d2l.load_data_fashion_mnist(batch_size, resize=224)``, a DataLoader whose workers
 resize every image with PIL, training in fp32. Ours: the whole dataset as one uint8 tensor on the
 device, one resize call per batch there; on CUDA also channels_last, mixed precision (bf16, or
-fp16 with a gradient scaler on GPUs older than Ampere), as ``fit`` does.
+fp16 with a gradient scaler on GPUs older than Ampere) and fused SGD, as ``fit`` does.
 Prints images/s for the data pipeline alone and for training, and the ratios.
 ``--options`` (for a GPU) then times our training again with one of those choices undone at a
 time, and with cuDNN autotuning or ``torch.compile`` added, each against ours as ``fit`` runs it.
@@ -46,7 +46,7 @@ def time_data(make_iter, n: int, device: torch.device) -> float:
 
 
 def time_training(make_iter, n: int, device: torch.device, *, channels_last: bool, amp: bool,
-                  autotune: bool, compile: bool = False) -> float:
+                  fused: bool, autotune: bool, compile: bool = False) -> float:
     """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter``, after one warm-up step
     (which is also when cuDNN autotunes and ``torch.compile`` compiles)."""
     torch.manual_seed(0)
@@ -54,7 +54,7 @@ def time_training(make_iter, n: int, device: torch.device, *, channels_last: boo
     layout = torch.channels_last if channels_last else torch.contiguous_format
     model = alexnet().to(device, memory_format=layout)
     step = torch.compile(model) if compile else model
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused=fused)
     scaler = grad_scaler_for(device) if amp else torch.amp.GradScaler(device.type, enabled=False)
     it = iter(make_iter())
     start, seen = None, 0
@@ -86,8 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     device = default_device()
     if args.options and device.type != "cuda":
-        parser.error("--options times GPU settings (channels_last, mixed precision, cuDNN autotuning, "
-                     "torch.compile), which a run on the CPU does not use. Run it on a GPU")
+        parser.error("--options times GPU settings (channels_last, mixed precision, fused SGD, cuDNN "
+                     "autotuning, torch.compile), which a run on the CPU does not use. Run it on a GPU")
     n = args.batches or (50 if device.type == "cuda" else 3)
     bs = args.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -105,8 +105,8 @@ def main() -> None:
     d_ours = time_data(ours, n * 4, device)
     rows.append(("data pipeline only", d_theirs, d_ours))
     cuda = device.type == "cuda"
-    as_fit = dict(channels_last=cuda, amp=cuda, autotune=False)   # what fit() does on this device
-    t_theirs = time_training(theirs, n, device, channels_last=False, amp=False, autotune=False)
+    as_fit = dict(channels_last=cuda, amp=cuda, fused=cuda, autotune=False)   # what fit() does on this device
+    t_theirs = time_training(theirs, n, device, channels_last=False, amp=False, fused=False, autotune=False)
     t_ours = time_training(ours, n, device, **as_fit)
     rows.append(("training (data + model)", t_theirs, t_ours))
 
@@ -119,6 +119,7 @@ def main() -> None:
     if args.options:
         variants = [("NCHW, not channels_last", dict(as_fit, channels_last=False)),
                     ("fp32, not mixed precision", dict(as_fit, amp=False)),
+                    ("SGD not fused (foreach)", dict(as_fit, fused=False)),
                     ("with cuDNN autotuning", dict(as_fit, autotune=True)),
                     ("with torch.compile", dict(as_fit, compile=True))]
         print(f"\n{'our training, one change':<30}{'images/s':>10}{'vs fit':>9}")
