@@ -44,7 +44,7 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
     ``folder`` (relative to the chapter) when it has both files. Otherwise, when the package was
     installed from a GitHub repository (``pip install git+https://github.com/...``, as the chapters'
     Colab setup cell does), the two files of the very commit that was installed, downloaded once into
-    the cache. None when neither has them, which is the case until a GPU run has been recorded.
+    the cache. None when neither has them (a commit from before the run was recorded, say).
     """
     local = Path(folder)
     if all((local / name).exists() for name in FILES):
