@@ -178,8 +178,11 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         if state.get("scaler"):   # empty when saved without fp16
             scaler.load_state_dict(state["scaler"])
         history = History(**state["history"])
-        torch.set_rng_state(state["torch_rng"])
-        shuffle.set_state(state["shuffle_rng"])
+        # RNG states are CPU byte tensors, which map_location moved to the device
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)   # dropout's masks on the GPU
+        shuffle.set_state(state["shuffle_rng"].cpu())
         print(f"resumed from {checkpoint} after epoch {history.epochs}")
 
     step = torch.compile(model) if compile else model
@@ -230,20 +233,21 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             print(f"epoch {epoch + 1}: loss {history.train_loss[-1]:.3f}, train acc {history.train_acc[-1]:.3f}, "
                   f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizer, plateau, scaler, history, shuffle)
+            _save_checkpoint(checkpoint, model, optimizer, plateau, scaler, history, shuffle, device)
     if plot is not None:
         plot.close()
     return history
 
 
 def _save_checkpoint(path: Path, model, optimizer, plateau, scaler, history: History,
-                     shuffle: torch.Generator) -> None:
+                     shuffle: torch.Generator, device: torch.device) -> None:
     """Write the checkpoint and history.json beside it; the rename makes a crash mid-write harmless."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
                  plateau=plateau.state_dict() if plateau is not None else None,
                  scaler=scaler.state_dict(), history=asdict(history),
-                 torch_rng=torch.get_rng_state(), shuffle_rng=shuffle.get_state())
+                 torch_rng=torch.get_rng_state(), shuffle_rng=shuffle.get_state(),
+                 cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)

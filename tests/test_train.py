@@ -21,9 +21,9 @@ def easy_data(n_train=96, n_test=40):
     return FashionMNIST(*make(n_train), *make(n_test), source="synthetic")
 
 
-def small_model():
+def small_model(dropout=0.0):
     torch.manual_seed(0)
-    return alexnet(num_classes=4, image_size=72, width=0.25, dropout=0.0)
+    return alexnet(num_classes=4, image_size=72, width=0.25, dropout=dropout)
 
 
 def test_fit_lowers_the_loss_and_records_history(tmp_path):
@@ -40,19 +40,24 @@ def test_fit_lowers_the_loss_and_records_history(tmp_path):
     assert json.loads((tmp_path / "history.json").read_text())["settings"]["resolution"] == 72
 
 
-def test_resume_continues_from_the_saved_epoch(tmp_path):
-    data = easy_data()
-    full = fit(small_model(), data, profile="smoke", epochs=3, resolution=72, out=tmp_path / "a",
-               progress=False, device="cpu")
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a GPU: checks that dropout's CUDA generator is restored"))])
+def test_resume_continues_from_the_saved_epoch(tmp_path, device):
+    data = easy_data()     # with dropout, so that resuming must restore the random generators
+    full = fit(small_model(dropout=0.5), data, profile="smoke", epochs=3, resolution=72, out=tmp_path / "a",
+               progress=False, device=device)
     # interrupted after 2 epochs, then resumed: the same run as training 3 epochs straight
-    fit(small_model(), data, profile="smoke", epochs=2, resolution=72, out=tmp_path / "b", progress=False, device="cpu")
+    fit(small_model(dropout=0.5), data, profile="smoke", epochs=2, resolution=72, out=tmp_path / "b",
+        progress=False, device=device)
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    assert state["scaler"] == {}              # fp32 on a CPU: no loss scale to keep
-    del state["scaler"]                       # as in checkpoints written before there was one
-    torch.save(state, tmp_path / "b" / "checkpoint.pt")
-    resumed_model = small_model()
+    assert (state["cuda_rng"] is None) == (device == "cpu")
+    if device == "cpu":
+        assert state["scaler"] == {}          # fp32 on a CPU: no loss scale to keep
+        del state["scaler"], state["cuda_rng"]    # as in checkpoints written before there were these
+        torch.save(state, tmp_path / "b" / "checkpoint.pt")
+    resumed_model = small_model(dropout=0.5)
     resumed = fit(resumed_model, data, profile="smoke", epochs=3, resolution=72, out=tmp_path / "b",
-                  resume=True, progress=False, device="cpu")
+                  resume=True, progress=False, device=device)
     assert resumed.epochs == 3
     assert resumed.train_loss[:2] == full.train_loss[:2]
     assert resumed.train_loss[2] == pytest.approx(full.train_loss[2], rel=1e-4)
