@@ -1,14 +1,19 @@
 # Two commands a newcomer needs (see README.md):
-#   make book   installs everything, then builds the book with every notebook executed
+#   make book   installs everything, then builds the website from the outputs saved in the notebooks
 #   make test   installs everything, then runs the unit tests, every notebook (nbval) and the browser test
 # Both are idempotent: a second run reuses .venv and the vendored JavaScript.
+# For maintainers (tools/execute_notebooks.py saves the outputs, each chapter stamped with its profile):
+#   make notebooks      re-executes the stale chapters in this machine's profile (never over full-profile outputs)
+#   make gpu-notebooks  on a GPU machine without the venv: the full profile within BUDGET seconds, JOBS at a time
 
 PYTHON ?= python3
+BUDGET ?= 540
+JOBS   ?= 2
 VENV   := .venv
 PY     := $(VENV)/bin/python
 VENDOR := book/_vendor
 
-.PHONY: setup system book test notebooks benchmark clean
+.PHONY: setup system book test notebooks gpu-notebooks benchmark clean
 
 setup: system $(VENV)/.installed $(VENDOR)/.installed
 
@@ -46,9 +51,16 @@ book: setup
 test: setup
 	$(PY) -m pytest --nbval-lax --nbval-current-env
 
-# Re-execute the notebooks in place, saving the outputs the website shows (profile: cpu here, full on a GPU).
+# Re-execute the chapters whose code changed, in place, saving the outputs the website shows (profile:
+# cpu here, full on a GPU). Chapters with full-profile outputs are kept; add ARGS=--force to replace them.
 notebooks: setup
-	$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 book/*.ipynb
+	$(PY) tools/execute_notebooks.py $(ARGS)
+
+# On a GPU machine with torch, nbclient and ipykernel but no venv, apt or internet: the full profile,
+# stopping within BUDGET seconds; run it again to continue where it stopped. Chapters that fail are
+# saved in build/failed/.
+gpu-notebooks:
+	PYTHONPATH=. $(PYTHON) tools/execute_notebooks.py --profile full --budget $(BUDGET) --jobs $(JOBS) $(ARGS)
 
 benchmark: setup
 	$(PY) benchmarks/throughput.py

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .space_to_depth import SpaceToDepthConv2d
+
 __all__ = [
     "AlexNet",
     "LocalResponseNorm",
@@ -192,7 +194,8 @@ def alexnet(
     act = ACTIVATIONS[activation]
     c1, c2, c3, c4, c5, hidden = (max(1, round(c * width)) for c in (96, 256, 384, 384, 256, 4096))
     features = nn.Sequential(
-        nn.Conv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), act(),
+        # an nn.Conv2d that runs as a faster, equal space-to-depth convolution on CUDA
+        SpaceToDepthConv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), act(),
         *([LocalResponseNorm()] if lrn else []),
         _pool(overlap_pooling),
         nn.Conv2d(c1, c2, kernel_size=5, padding=2), act(),

@@ -102,7 +102,10 @@ def load_conv_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 
 def git_commit() -> str:
-    """The commit of the code that is running, or 'unknown' outside a git checkout."""
+    """The commit of the code that is running: ``ALEXNET_EDU_COMMIT`` where set (a copy of the tree
+    whose .git is missing or stale, as on a borrowed GPU machine), else git's, else 'unknown'."""
+    if os.environ.get("ALEXNET_EDU_COMMIT"):
+        return os.environ["ALEXNET_EDU_COMMIT"]
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, check=True).stdout.strip()

@@ -1,15 +1,18 @@
 """Training throughput: the d2l.ai pipeline against alexnet_edu's, in one run, on this machine.
 
-    python benchmarks/throughput.py [--batches N] [--batch-size 128] [--options]
+    python benchmarks/throughput.py [--batches N] [--batch-size 128] [--options] [--concurrent N]
 
 Both feed the same model (``alexnet_edu.models.alexnet()``, 1x224x224) for the same number of
 batches. d2l: ``d2l.load_data_fashion_mnist(batch_size, resize=224)``, a DataLoader whose workers
 resize every image with PIL, training in fp32. Ours: the whole dataset as one uint8 tensor on the
 device, one resize call per batch there; on CUDA also channels_last, mixed precision (bf16, or
-fp16 with a gradient scaler on GPUs older than Ampere) and fused SGD, as ``fit`` does.
+fp16 with a gradient scaler on GPUs older than Ampere), fused SGD and conv1 as a space-to-depth
+convolution (``alexnet_edu.space_to_depth``), as ``fit`` does.
 Prints images/s for the data pipeline alone and for training, and the ratios.
 ``--options`` (for a GPU) then times our training again with one of those choices undone at a
-time, and with cuDNN autotuning or ``torch.compile`` added, each against ours as ``fit`` runs it.
+time, and with cuDNN autotuning or ``torch.compile`` added, each against ours as ``fit`` runs it,
+and times evaluation in batches of 256 and 1,024.
+``--concurrent N`` (for a GPU) times N trainings at once, each in its own process, against one alone.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import torch.nn.functional as F
 
 from alexnet_edu.d2l_pipeline import d2l_loaders
 from alexnet_edu.data import batches, load_fashion_mnist
+from torch import nn
+
 from alexnet_edu.models import alexnet
 from alexnet_edu.train import autocast_for, default_device, grad_scaler_for, precision_name
 
@@ -46,13 +51,18 @@ def time_data(make_iter, n: int, device: torch.device) -> float:
 
 
 def time_training(make_iter, n: int, device: torch.device, *, channels_last: bool, amp: bool,
-                  fused: bool, autotune: bool, compile: bool = False) -> float:
+                  fused: bool, autotune: bool, compile: bool = False, space_to_depth: bool = True) -> float:
     """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter``, after one warm-up step
     (which is also when cuDNN autotunes and ``torch.compile`` compiles)."""
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = autotune
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = alexnet().to(device, memory_format=layout)
+    model = alexnet()
+    if not space_to_depth:   # conv1 as the plain 11x11, stride-4 convolution
+        plain = nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1)
+        plain.load_state_dict(model.features[0].state_dict())
+        model.features[0] = plain
+    model = model.to(device, memory_format=layout)
     step = torch.compile(model) if compile else model
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4, fused=fused)
     scaler = grad_scaler_for(device) if amp else torch.amp.GradScaler(device.type, enabled=False)
@@ -77,17 +87,62 @@ def time_training(make_iter, n: int, device: torch.device, *, channels_last: boo
     return seen / (time.perf_counter() - start)
 
 
+def time_evaluation(data, device: torch.device, batch_size: int, repeats: int = 3) -> float:
+    """Images/s of ``evaluate`` on the 10,000 test images at 224 px (after one warm-up pass)."""
+    from alexnet_edu.train import evaluate
+    model = alexnet().to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    evaluate(model, data.test_images, data.test_labels, resolution=224, batch_size=batch_size)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        evaluate(model, data.test_images, data.test_labels, resolution=224, batch_size=batch_size)
+    sync(device)
+    return repeats * len(data.test_labels) / (time.perf_counter() - start)
+
+
+def _train_alone(rank: int, n: int, batch_size: int, start, rates) -> None:
+    """One of ``--concurrent``'s processes: our training as fit runs it, timed after a shared start."""
+    device = default_device()
+    data = load_fashion_mnist(device=device)
+    gen = torch.Generator().manual_seed(rank)
+    ours = lambda: batches(data.train_images, data.train_labels, batch_size, 224, shuffle=True, generator=gen)  # noqa: E731
+    time_training(ours, 3, device, channels_last=True, amp=True, fused=True, autotune=False)   # warm up
+    start.wait()
+    began = time.time()
+    time_training(ours, n, device, channels_last=True, amp=True, fused=True, autotune=False)
+    rates[rank] = (n * batch_size, began, time.time())
+
+
+def time_concurrent(k: int, n: int, batch_size: int) -> float:
+    """Images/s of ``k`` trainings run at once, one process each, on the same GPU: all their
+    images over the time from the first one's start to the last one's end."""
+    ctx = torch.multiprocessing.get_context("spawn")
+    start, rates = ctx.Barrier(k), ctx.Manager().dict()
+    procs = [ctx.Process(target=_train_alone, args=(r, n, batch_size, start, rates)) for r in range(k)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    runs = [rates[r] for r in range(k)]
+    return sum(seen for seen, _, _ in runs) / (max(end for _, _, end in runs) - min(began for _, began, _ in runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--batches", type=int, help="timed batches per measurement (default: 3 on CPU, 50 on GPU)")
     parser.add_argument("--options", action="store_true", help="also time our training with each GPU "
                         "option undone, and with cuDNN autotuning or torch.compile added")
+    parser.add_argument("--no-compile", action="store_true", help="with --options, leave out torch.compile "
+                        "(its compilation alone takes tens of seconds)")
+    parser.add_argument("--concurrent", type=int, metavar="N", help="also time N trainings at once on the GPU")
     args = parser.parse_args()
     device = default_device()
     if args.options and device.type != "cuda":
-        parser.error("--options times GPU settings (channels_last, mixed precision, fused SGD, cuDNN "
-                     "autotuning, torch.compile), which a run on the CPU does not use. Run it on a GPU")
+        parser.error("--options times GPU settings (channels_last, mixed precision, fused SGD, space-to-depth "
+                     "conv1, cuDNN autotuning, torch.compile), which a run on the CPU does not use. Run it on a GPU")
+    if args.concurrent and device.type != "cuda":
+        parser.error("--concurrent shares one GPU between several trainings; there is no GPU here")
     n = args.batches or (50 if device.type == "cuda" else 3)
     bs = args.batch_size
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
@@ -117,16 +172,24 @@ def main() -> None:
         epoch = 60_000 / t_ours
         print(f"one 60,000-image epoch at our training rate: {epoch:.1f} s; 10 epochs: {10 * epoch:.0f} s (no eval)")
     if args.options:
-        variants = [("NCHW, not channels_last", dict(as_fit, channels_last=False)),
+        variants = [("conv1 plain, not space-to-depth", dict(as_fit, space_to_depth=False)),
+                    ("NCHW, not channels_last", dict(as_fit, channels_last=False)),
                     ("fp32, not mixed precision", dict(as_fit, amp=False)),
                     ("SGD not fused (foreach)", dict(as_fit, fused=False)),
                     ("with cuDNN autotuning", dict(as_fit, autotune=True)),
-                    ("with torch.compile", dict(as_fit, compile=True))]
+                    *([] if args.no_compile else [("with torch.compile", dict(as_fit, compile=True))])]
         print(f"\n{'our training, one change':<30}{'images/s':>10}{'vs fit':>9}")
         print(f"{'as fit() runs it':<30}{t_ours:>10,.0f}{1:>8.2f}x")
         for label, options in variants:
             rate = time_training(ours, n, device, **options)
             print(f"{label:<30}{rate:>10,.0f}{rate / t_ours:>8.2f}x")
+        small, large = (time_evaluation(data, device, size) for size in (256, 1024))
+        print(f"\nevaluation, 224 px: batch 256 {small:,.0f} images/s, batch 1,024 {large:,.0f} ({large / small:.2f}x)")
+    if args.concurrent:
+        alone = time_concurrent(1, n * 4, bs)
+        together = time_concurrent(args.concurrent, n * 4, bs)
+        print(f"\n{args.concurrent} trainings at once, one process each: {together:,.0f} images/s together; "
+              f"one alone {alone:,.0f} ({together / alone:.2f}x)")
 
 
 if __name__ == "__main__":

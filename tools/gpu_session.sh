@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One call on a lent GPU machine (at most 10 minutes a command there): everything the open issues
+# queue for a GPU, most valuable first, each step bounded in time, results under $OUT.
+#
+#   tools/gpu_carry.sh    # here, first: wheels and data into .carry/ (git-ignored)
+#   # then, through the device tool, with carry [".carry"] and timeout_s 590:
+#   ALEXNET_EDU_COMMIT=<commit> bash tools/gpu_session.sh
+#
+# Steps: the GPU tests; the throughput benchmark; the book's reference run; every chapter in the
+# smoke profile (to catch GPU-only crashes cheaply); then chapters in the full profile, in place,
+# with what is left of the time (the training chapter alone, for honest timings; then the rest,
+# three at a time). Everything that changed comes back as one archive, $OUT/results.tar.gz.
+set -u
+START=$(date +%s)
+DEADLINE=${DEADLINE:-570}                  # seconds after START by which the archive is written
+left() { echo $(( DEADLINE - 25 - ($(date +%s) - START) )); }
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+exec > >(tee "$OUT/session.log") 2>&1
+step() { echo; echo "=== [$(( $(date +%s) - START )) s] $*"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/wheels/*.whl 2>&1 | grep -v WARNING
+export PYTHONPATH=/tmp/site:$PWD ALEXNET_EDU_DATA=$PWD/.carry/data PYTHONUNBUFFERED=1
+
+step "GPU tests: space-to-depth conv1 on CUDA, resume on CUDA"
+timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_space_to_depth.py tests/test_train.py
+
+step "benchmark: d2l's pipeline vs ours, fit's options undone one at a time, evaluation, 2 trainings at once"
+timeout 150 python3 benchmarks/throughput.py --options --no-compile --concurrent 2 | tee "$OUT/benchmark.txt"
+
+step "reference run: alexnet-edu train --profile full --out book/data/reference --save-convs"
+timeout 100 python3 -m alexnet_edu.cli train --profile full --out book/data/reference --save-convs
+rm -f book/data/reference/checkpoint.pt
+
+step "every chapter in the smoke profile, on the GPU (outputs thrown away)"
+timeout 120 python3 tools/execute_notebooks.py --profile smoke --jobs 8 --budget 100 --default-seconds 30 \
+  --out-dir /tmp/smoke --failed-dir build/failed-smoke
+broken=$(ls build/failed-smoke 2>/dev/null | sed 's/.failed.ipynb//')
+echo "failed in smoke: ${broken:-none}"
+chapters() { for c in "$@"; do case " $broken " in *" $c "*) ;; *) echo "book/$c.ipynb";; esac; done; }
+
+step "the training chapter in the full profile, alone ($(left) s left)"
+python3 tools/execute_notebooks.py --profile full --jobs 1 --budget "$(left)" --default-seconds 120 \
+  $(chapters training)
+step "the other chapters in the full profile, three at a time ($(left) s left)"
+python3 tools/execute_notebooks.py --profile full --jobs 3 --budget "$(left)" --default-seconds 150 \
+  $(chapters lenet_vs_alexnet architecture inside two_gpus relu dropout pooling lrn augmentation)
+
+step "archive"
+tar czf "$OUT/results.tar.gz" book/*.ipynb book/data/reference/history.json \
+  book/data/reference/conv_weights_fp16.pt build/failed* 2>/dev/null
+ls -la "$OUT"
+step "done"
