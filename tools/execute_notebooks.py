@@ -175,7 +175,7 @@ async def execute(chapter: Chapter, args, env: dict, machine_name: str, torch_ve
     chapter.result, chapter.seconds = "executed", time.monotonic() - start
     notebook.metadata[KEY] = {
         "profile": args.profile, "machine": machine_name, "torch": torch_version, "code": chapter.code,
-        "seconds": round(chapter.seconds, 1),
+        "seconds": round(chapter.seconds, 1), "jobs": args.jobs,   # chapters sharing the machine, at most
         "executed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     out = args.out_dir / chapter.path.name if args.out_dir else chapter.path
