@@ -92,16 +92,21 @@ def test_a_budget_too_small_for_the_expected_time_runs_nothing(tmp_path, capsys)
 
 
 def test_a_chapter_still_running_when_the_budget_ends_is_interrupted_and_left_untouched(tmp_path):
-    path = write_notebook(tmp_path / "sleepy.ipynb", "import time\ntime.sleep(60)")
+    path = write_notebook(tmp_path / "sleepy.ipynb", "print('first cell done')", "import time\ntime.sleep(60)")
     saved = path.read_bytes()
     start = time.monotonic()
-    result = run_script("--profile", "smoke", "--budget", "8", "--default-seconds", "1", path)
+    result = run_script("--profile", "smoke", "--budget", "8", "--default-seconds", "1",
+                        "--failed-dir", tmp_path / "failed", path)
     assert time.monotonic() - start < 20, "the budget was not kept"
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sleepy: interrupted" in result.stdout
     assert "Not run for lack of time: sleepy" in result.stdout
     assert path.read_bytes() == saved
-    assert [p.name for p in tmp_path.iterdir()] == ["sleepy.ipynb"], "no temporary file left behind"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["failed", "sleepy.ipynb"], "no temporary file left behind"
+    # what it had done is kept for reading, and the kernel said where it was stuck
+    partial = nbformat.read(tmp_path / "failed" / "sleepy.interrupted.ipynb", as_version=4)
+    assert partial.cells[1].outputs[0]["text"] == "first cell done\n"
+    assert "most recent call first" in result.stderr and "in <module>" in result.stderr
 
 
 def test_a_failing_chapter_goes_to_the_failed_dir_and_the_others_still_run(tmp_path):

@@ -21,6 +21,7 @@ import datetime
 import math
 import os
 import platform
+import signal
 import sys
 import tempfile
 import time
@@ -59,6 +60,7 @@ class Chapter:
     note: str = ""
     cell: str = ""             # while running: which code cell
     interrupted: bool = False  # stopped at the end of the budget
+    client: NotebookClient | None = None   # while running: its kernel, and the cells executed so far
 
     @property
     def name(self) -> str:
@@ -92,18 +94,18 @@ def default_profile() -> str:
     return "full" if torch.cuda.is_available() else "cpu"
 
 
-def machine() -> str:
-    """The GPU's name, or the CPU's model and core count."""
+def machine() -> tuple[str, str]:
+    """("cuda", the GPU's name), or ("cpu", the CPU's model and core count)."""
     import torch
     if torch.cuda.is_available():
-        return torch.cuda.get_device_name()
+        return "cuda", torch.cuda.get_device_name()
     model = ""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
     except OSError:
         pass
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    return "cpu", f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def plan(args) -> list[Chapter]:
@@ -127,7 +129,8 @@ def plan(args) -> list[Chapter]:
 
 def kernel_environment(profile: str) -> dict:
     """This environment with the profile set and the repository importable from the notebook's folder."""
-    env = dict(os.environ, ALEXNET_EDU_PROFILE=profile)
+    # PYTHONFAULTHANDLER: a kernel stopped at the end of the budget prints every thread's stack first
+    env = dict(os.environ, ALEXNET_EDU_PROFILE=profile, PYTHONFAULTHANDLER="1")
     paths = [str(Path(p).resolve()) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(ROOT), *paths]))
     return env
@@ -147,9 +150,11 @@ def write_atomically(notebook, path: Path) -> None:
         raise
 
 
-async def execute(chapter: Chapter, args, env: dict, machine_name: str, torch_version: str) -> None:
+async def execute(chapter: Chapter, args, env: dict, where: tuple[str, str], torch_version: str) -> None:
     notebook = nbformat.from_dict(chapter.notebook)   # a copy: the one read stays as it was
+    # capture_fd_output=False: the kernel's own stderr (a stack dump, C libraries' messages) reaches ours
     client = NotebookClient(notebook, kernel_name="python3", timeout=args.cell_timeout,
+                            extra_arguments=["--IPKernelApp.capture_fd_output=False"],
                             shutdown_kernel="immediate", resources={"metadata": {"path": str(chapter.path.parent)}})
     code_cells = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
 
@@ -158,6 +163,7 @@ async def execute(chapter: Chapter, args, env: dict, machine_name: str, torch_ve
             chapter.cell = f"code cell {code_cells.index(cell_index) + 1} of {len(code_cells)}"
 
     client.on_cell_start = on_cell_start
+    chapter.client = client
     log(f"{chapter.name}: started (expected {chapter.expected:.0f} s)")
     start = time.monotonic()
     try:
@@ -174,7 +180,7 @@ async def execute(chapter: Chapter, args, env: dict, machine_name: str, torch_ve
         return
     chapter.result, chapter.seconds = "executed", time.monotonic() - start
     notebook.metadata[KEY] = {
-        "profile": args.profile, "machine": machine_name, "torch": torch_version, "code": chapter.code,
+        "profile": args.profile, "device": where[0], "machine": where[1], "torch": torch_version, "code": chapter.code,
         "seconds": round(chapter.seconds, 1), "jobs": args.jobs,   # chapters sharing the machine, at most
         "executed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -183,26 +189,43 @@ async def execute(chapter: Chapter, args, env: dict, machine_name: str, torch_ve
     log(f"{chapter.name}: executed in {chapter.seconds:.1f} s, saved {out}")
 
 
+def save_interrupted(chapter: Chapter, failed_dir: Path) -> None:
+    """Before a chapter is stopped at the end of the budget: keep the cells it executed, for reading
+    (not in place), and make its kernel print where each of its threads is (SIGABRT + faulthandler),
+    so that a chapter that hangs says where."""
+    client = chapter.client
+    if client is None:
+        return
+    write_atomically(client.nb, failed_dir / f"{chapter.name}.interrupted.ipynb")
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    if process is not None and process.poll() is None:
+        log(f"{chapter.name}: stacks of its kernel's threads, where it was stopped:")
+        process.send_signal(signal.SIGABRT)
+        time.sleep(1)
+
+
 async def execute_all(chapters: list[Chapter], args, deadline: float) -> None:
     """Start chapters in order as slots free up, while each one's expected time fits before the deadline."""
     import torch
-    env, machine_name = kernel_environment(args.profile), machine()
+    env, where = kernel_environment(args.profile), machine()
     slots = asyncio.Semaphore(args.jobs)
 
     async def run(chapter):
-        task = asyncio.create_task(execute(chapter, args, env, machine_name, torch.__version__))
+        task = asyncio.create_task(execute(chapter, args, env, where, torch.__version__))
         left = deadline - time.monotonic()
         done, _ = await asyncio.wait({task}, timeout=None if math.isinf(left) else max(left, 0))
         if not done:
             # cancelling makes nbclient shut the kernel down; execute() then sees a 'dead kernel', not a failure
             chapter.interrupted = True
+            save_interrupted(chapter, args.failed_dir)
             task.cancel()
             try:
                 await task
             except asyncio.CancelledError:
                 pass
             chapter.result = "interrupted"
-            chapter.note = f"out of time in {chapter.cell or 'kernel start'}; file untouched"
+            chapter.note = (f"out of time in {chapter.cell or 'kernel start'}; file untouched, what ran is in "
+                            f"{args.failed_dir / (chapter.name + '.interrupted.ipynb')}")
             log(f"{chapter.name}: interrupted, the budget is spent ({chapter.note})")
         else:
             task.result()   # raises what execute() did not expect (a notebook that cannot be written)
