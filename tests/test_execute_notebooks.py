@@ -127,3 +127,15 @@ def test_a_failing_chapter_goes_to_the_failed_dir_and_the_others_still_run(tmp_p
     assert stamp_of(nbformat.read(out_dir / "good.ipynb", as_version=4))["profile"] == "smoke"
     assert not (out_dir / "broken.ipynb").exists()
     assert all(p.read_bytes() == b for p, b in saved.items()), "--out-dir leaves the notebooks in place alone"
+
+
+def test_by_default_chapters_without_outputs_in_the_profile_go_before_stale_ones(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(execute_notebooks, "BOOK", tmp_path)
+    monkeypatch.setattr(execute_notebooks, "ORDER", ["stale", "new", "cpu_only"])
+    write_notebook(tmp_path / "stale.ipynb", PRINT_PROFILE, stamp={"profile": "full", "code": "old", "seconds": 5})
+    write_notebook(tmp_path / "new.ipynb", PRINT_PROFILE)
+    write_notebook(tmp_path / "cpu_only.ipynb", PRINT_PROFILE, stamp={"profile": "cpu", "code": "old", "seconds": 5})
+    assert execute_notebooks.main(["--profile", "full", "--budget", "0"]) == 0   # plans, runs nothing
+    out = capsys.readouterr().out
+    not_started = [line.split("] ")[1].split(":")[0] for line in out.splitlines() if "not started" in line]
+    assert not_started == ["new", "cpu_only", "stale"]

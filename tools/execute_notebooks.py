@@ -85,6 +85,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    args.in_given_order = bool(args.notebooks)
     args.notebooks = args.notebooks or [BOOK / f"{name}.ipynb" for name in ORDER]
     return args
 
@@ -268,6 +269,10 @@ def main(argv=None) -> int:
     log(f"profile {args.profile}, {len(args.notebooks)} notebook(s), jobs {args.jobs}"
         + (f", budget {args.budget:.0f} s" if args.budget is not None else ""))
     chapters = plan(args)
+    if not args.in_given_order:
+        # GPU time is scarce: chapters that have no outputs in this profile yet go before chapters that
+        # have them from older code (each group most important first)
+        chapters.sort(key=lambda c: stamp_of(c.notebook).get("profile") == args.profile)
     for chapter in chapters:
         if chapter.result:
             log(f"{chapter.name}: {chapter.result} ({chapter.note})")
