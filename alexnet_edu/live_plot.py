@@ -38,10 +38,11 @@ class LivePlot:
     def in_notebook() -> bool:
         try:
             from IPython import get_ipython
+            from ipykernel.zmqshell import ZMQInteractiveShell
         except ImportError:
             return False
-        shell = get_ipython()
-        return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+        # any notebook kernel's shell: Jupyter's own, or a subclass such as Colab's
+        return isinstance(get_ipython(), ZMQInteractiveShell)
 
     def update(self, history) -> None:
         for ax in self.axes:

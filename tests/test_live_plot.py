@@ -37,3 +37,18 @@ def test_a_second_history_joins_the_same_axes():
 
 def test_outside_a_notebook_there_is_no_live_plot():
     assert LivePlot.in_notebook() is False
+
+
+def test_a_subclass_of_the_notebook_shell_counts_as_a_notebook(monkeypatch):
+    # Colab's shell is a subclass of ipykernel's ZMQInteractiveShell, with its own class name
+    import IPython
+    from ipykernel.zmqshell import ZMQInteractiveShell
+
+    class ColabShell(ZMQInteractiveShell):
+        pass
+
+    shell = object.__new__(ColabShell)     # the class is what counts; no kernel needed
+    monkeypatch.setattr(IPython, "get_ipython", lambda: shell)
+    assert LivePlot.in_notebook() is True
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())   # e.g. a terminal IPython
+    assert LivePlot.in_notebook() is False
