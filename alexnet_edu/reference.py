@@ -36,6 +36,7 @@ __all__ = ["CONV_WEIGHTS", "find_reference_run", "git_commit", "installed_from_g
 CONV_WEIGHTS = "conv_weights_fp16.pt"
 FILES = ("history.json", CONV_WEIGHTS)
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/book/data/reference/{name}"
+_FAILED: set[tuple[str, str]] = set()   # (repo, commit) whose download failed: not tried again in this process
 
 
 def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | None:
@@ -44,7 +45,9 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
     ``folder`` (relative to the chapter) when it has both files. Otherwise, when the package was
     installed from a GitHub repository (``pip install git+https://github.com/...``, as the chapters'
     Colab setup cell does), the two files of the very commit that was installed, downloaded once into
-    the cache. None when neither has them (a commit from before the run was recorded, say).
+    the cache. None when neither has them, with a warning that says why (no network; a commit from
+    before the run was recorded; a fork or a renamed repository). A download that failed is not tried
+    again in the same Python process.
     """
     local = Path(folder)
     if all((local / name).exists() for name in FILES):
@@ -53,6 +56,8 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
     if source is None:
         return None
     repo, commit = source
+    if source in _FAILED:
+        return None
     cached = cache_dir() / "reference" / commit
     cached.mkdir(parents=True, exist_ok=True)
     for name in FILES:
@@ -63,11 +68,15 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
             with urllib.request.urlopen(url, timeout=30) as response:
                 data = response.read()
         except urllib.error.HTTPError as error:
-            if error.code != 404:    # 404: no run recorded at that commit, which is no error
-                warnings.warn(f"could not download the reference run from {url}: {error}")
+            _FAILED.add(source)
+            why = (f"{repo} has no reference run at commit {commit[:7]} (recorded later?), or the repository "
+                   f"moved (a fork or a rename)" if error.code == 404 else str(error))
+            warnings.warn(f"no reference run shown: {url} gave HTTP {error.code}: {why}")
             return None
         except OSError as error:     # no network, a timeout
-            warnings.warn(f"could not download the reference run from {url}: {error}")
+            _FAILED.add(source)
+            warnings.warn(f"no reference run shown: could not download the reference run from {url} ({error}); "
+                          f"offline? It will not be tried again in this Python session")
             return None
         partial = cached / f"{name}.part"   # renamed when complete: an interrupted download is not used
         partial.write_bytes(data)

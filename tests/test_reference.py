@@ -39,6 +39,11 @@ def write_run(folder):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def fresh_session(monkeypatch):
+    monkeypatch.setattr(reference, "_FAILED", set())   # each test is a new Python session
+
+
 @pytest.fixture
 def repository(tmp_path, monkeypatch):
     """A stand-in for raw.githubusercontent.com, and an empty cache."""
@@ -85,16 +90,21 @@ def test_a_github_install_downloads_the_run_of_its_commit_once(monkeypatch, repo
     assert find_reference_run(tmp_path / "missing") == found      # from the cache, not downloaded again
 
 
-def test_no_run_recorded_at_that_commit_is_quietly_none(monkeypatch, repository, tmp_path):
+def test_no_run_at_that_commit_says_why_and_is_tried_once(monkeypatch, repository, tmp_path):
     installed_as(monkeypatch, github_install())
+    calls = []
 
     def not_found(url, timeout):
+        calls.append(url)
         raise urllib.error.HTTPError(url, 404, "Not Found", {}, io.BytesIO())
 
     monkeypatch.setattr(reference.urllib.request, "urlopen", not_found)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pytest.warns(UserWarning, match=r"HTTP 404: someone/alexnet-edu has no reference run at commit .*fork"):
         assert find_reference_run(tmp_path / "missing") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the second chapter in the same session: no retry, no noise
+        assert find_reference_run(tmp_path / "missing") is None
+    assert len(calls) == 1
 
 
 def test_a_failed_download_warns_and_gives_none(monkeypatch, repository, tmp_path):
