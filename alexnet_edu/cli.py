@@ -21,7 +21,7 @@ from .data import DataNotFoundError, CorruptDataError, load_fashion_mnist
 from .profiles import PROFILES, get_profile
 from .reference import CONV_WEIGHTS, git_commit, save_conv_weights
 from .summary import summary
-from .train import default_device, fit
+from .train import CheckpointError, CheckpointWriteError, ResumeMismatchError, default_device, fit
 
 MODELS = ("alexnet", "alexnet_paper", "lenet")
 
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", choices=MODELS, default="alexnet")
     p.add_argument("--profile", choices=tuple(PROFILES), help="default: ALEXNET_EDU_PROFILE, else full on a GPU, cpu without")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --out (same --model, --profile and recipe; --epochs may grow)")
     p.add_argument("--epochs", type=int, help="override the profile's epoch count")
     p.add_argument("--lr", type=float, help="override the profile's learning rate")
     p.add_argument("--seed", type=int, default=0)
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (DataNotFoundError, CorruptDataError) as exc:
+    except (DataNotFoundError, CorruptDataError, ResumeMismatchError, CheckpointError, CheckpointWriteError) as exc:
         print(f"alexnet-edu: {exc}", file=sys.stderr)
         return 2
     return 0

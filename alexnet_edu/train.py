@@ -2,7 +2,8 @@
 
 The optimiser is the paper's: SGD with momentum 0.9 and weight decay 5e-4. Each epoch ends with a
 test-set evaluation, an entry in the history and, when ``out`` is given, a checkpoint, so that an
-interrupted run resumed with ``resume=True`` loses at most the epoch it was in.
+interrupted run resumed with ``resume=True`` loses at most the epoch it was in. Resuming first checks
+that the checkpoint was made with the same model, profile and recipe (``checkpoint.py``).
 On CUDA the data already sits on the GPU and the model runs channels_last in mixed precision:
 bf16 on GPUs that compute in it natively (compute capability 8 and later), fp16 with a gradient
 scaler on older ones such as Colab's T4; SGD is fused there (a few kernels update every weight,
@@ -26,12 +27,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import CROP_FRACTION, ten_crops
+from .checkpoint import (CHECKPOINT, CheckpointError, CheckpointWriteError, ResumeMismatchError, WHAT_TO_DO,
+                         check_resume, read_checkpoint, save_checkpoint)
 from .data import FashionMNIST, batches
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
-__all__ = ["History", "amp_dtype", "autocast_for", "default_device", "evaluate", "fit", "grad_scaler_for",
-           "input_layout", "precision_name"]
+__all__ = ["CheckpointError", "CheckpointWriteError", "History", "ResumeMismatchError", "amp_dtype", "autocast_for",
+           "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "precision_name"]
 
 
 def default_device() -> torch.device:
@@ -59,7 +62,9 @@ class History:
         return len(self.train_loss)
 
     def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(asdict(self), indent=1))
+        tmp = Path(f"{path}.tmp")   # then a rename: a crash mid-write keeps the old file whole
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "History":
@@ -142,7 +147,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     Unset ``epochs``, ``lr``, ``batch_size`` and ``resolution`` come from the profile (by default
     the one ``get_profile()`` picks). ``lr_drop_patience=k`` divides the learning rate by 10 when test
     accuracy has not improved for k epochs. ``out``: a folder for ``checkpoint.pt`` and
-    ``history.json``, written after every epoch; ``resume=True`` continues from that checkpoint.
+    ``history.json``, written after every epoch; ``resume=True`` continues from that checkpoint (or
+    from ``checkpoint.prev.pt`` when it cannot be read), and raises ResumeMismatchError, loading
+    nothing, when it was made with another model, profile or recipe. ``epochs`` may grow on resume.
     ``live_plot`` (default: only inside a notebook) draws loss and accuracy, updated in place.
     ``progress=False`` hides the progress bar and the per-epoch lines; ``describe=False`` skips the
     opening line that names the profile and the recipe (for a caller that has printed it already).
@@ -168,32 +175,48 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     shuffle = torch.Generator().manual_seed(seed)
     settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution, momentum=momentum,
                     weight_decay=weight_decay, augment=augment, seed=seed, train_size=len(train_labels),
-                    test_size=len(data.test_labels), model=type(model).__name__,
+                    test_size=len(data.test_labels), lr_drop_patience=lr_drop_patience, model=type(model).__name__,
                     parameters=sum(p.numel() for p in model.parameters()), machine=_machine(device),
                     precision=precision_name(device))
     history = History(device=str(device), profile=profile.name, settings=settings)
 
-    checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
-    if resume and checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+    folder = Path(out) if out is not None else None
+    found = read_checkpoint(folder, device) if resume and folder is not None else None
+    if resume and folder is not None and found is None:
+        print(f"no checkpoint in {folder} yet: starting from epoch 1")
+    if found is not None:
+        state, path = found
+        # before anything is loaded: the same model, profile and recipe, or a clear refusal
+        check_resume(state, path, profile=profile.name, epochs=epochs, settings=settings)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:   # same class and size, other shapes
+            raise ResumeMismatchError(f"cannot resume from {path}: its weights do not fit this model "
+                                      f"({str(exc).splitlines()[0]}).\n{WHAT_TO_DO}") from None
         optimizer.load_state_dict(state["optimizer"])
         if plateau is not None and state["plateau"] is not None:
             plateau.load_state_dict(state["plateau"])
         if state.get("scaler"):   # empty when saved without fp16
             scaler.load_state_dict(state["scaler"])
         history = History(**state["history"])
+        history.settings["epochs"] = epochs   # the run may go on longer than first planned
+        was = state["history"]["settings"]
+        if (was.get("machine"), was.get("precision")) != (settings["machine"], settings["precision"]):
+            print(f"note: {path} was written on {was.get('machine')} in {was.get('precision')}; "
+                  f"continuing on {settings['machine']} in {settings['precision']}")
         # RNG states are CPU byte tensors, which map_location moved to the device
         torch.set_rng_state(state["torch_rng"].cpu())
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)   # dropout's masks on the GPU
         shuffle.set_state(state["shuffle_rng"].cpu())
-        print(f"resumed from {checkpoint} after epoch {history.epochs}")
+        if path.name != CHECKPOINT:   # checkpoint.pt is unreadable or missing: drop it, so that the next
+            (folder / CHECKPOINT).unlink(missing_ok=True)   # write keeps this good one as checkpoint.prev.pt
+        print(f"resumed from {path} after epoch {history.epochs}")
 
     step = torch.compile(model) if compile else model
     # Checkpoints are written by a background thread while the next epoch trains; the weights are
     # copied to the CPU first, so training cannot change them under the writer. One write at a time.
-    writer = ThreadPoolExecutor(max_workers=1) if checkpoint is not None else None
+    writer = ThreadPoolExecutor(max_workers=1) if folder is not None else None
     writing: Future | None = None
     waited, written = 0.0, 0.0   # seconds the loop spent on checkpoints; seconds the writes took
     plot = LivePlot(epochs) if (live_plot if live_plot is not None else LivePlot.in_notebook()) else None
@@ -242,12 +265,12 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         elif progress:
             print(f"epoch {epoch + 1}: loss {history.train_loss[-1]:.3f}, train acc {history.train_acc[-1]:.3f}, "
                   f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
-        if checkpoint is not None:
+        if folder is not None:
             began = time.perf_counter()
             if writing is not None:
                 written += writing.result()   # the previous checkpoint is on disk (or its error raised here)
             state = _checkpoint_state(model, optimizer, plateau, scaler, history, shuffle, device)
-            writing = writer.submit(_write_checkpoint, checkpoint, state)
+            writing = writer.submit(_write_checkpoint, folder, state)
             waited += time.perf_counter() - began
     if writer is not None:
         began = time.perf_counter()
@@ -256,7 +279,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             written += writing.result()
         history.settings.update(checkpoint_write_seconds=round(written, 2),
                                 checkpoint_wait_seconds=round(waited + time.perf_counter() - began, 2))
-        history.save(checkpoint.parent / "history.json")   # with those two figures
+        history.save(folder / "history.json")   # with those two figures
     if plot is not None:
         plot.close()
     return history
@@ -284,15 +307,12 @@ def _copy_to_cpu(value):
     return value
 
 
-def _write_checkpoint(path: Path, state: dict) -> float:
-    """Write the checkpoint and history.json beside it; the rename makes a crash mid-write harmless.
+def _write_checkpoint(folder: Path, state: dict) -> float:
+    """Write checkpoint.pt (keeping the one before as checkpoint.prev.pt) and history.json beside it.
     Returns the seconds it took."""
     start = time.perf_counter()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    History(**state["history"]).save(path.parent / "history.json")
+    save_checkpoint(folder, state)
+    History(**state["history"]).save(folder / "history.json")
     return time.perf_counter() - start
 
 

@@ -32,7 +32,7 @@ timeout 150 python3 benchmarks/throughput.py --options --no-compile --concurrent
 
 step "reference run: alexnet-edu train --profile full --out book/data/reference --save-convs"
 timeout 100 python3 -m alexnet_edu.cli train --profile full --out book/data/reference --save-convs
-rm -f book/data/reference/checkpoint.pt
+rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 
 step "every chapter in the smoke profile, on the GPU (outputs thrown away)"
 timeout 120 python3 tools/execute_notebooks.py --profile smoke --jobs 8 --budget 100 --default-seconds 30 \
