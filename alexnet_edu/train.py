@@ -34,7 +34,7 @@ from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
 __all__ = ["CheckpointError", "CheckpointWriteError", "History", "ResumeMismatchError", "amp_dtype", "autocast_for",
-           "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "precision_name"]
+           "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "precision_name", "sgd"]
 
 
 def default_device() -> torch.device:
@@ -135,6 +135,22 @@ def input_layout(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
+def sgd(model: nn.Module, *, lr: float, momentum: float, weight_decay: float, fused: bool) -> torch.optim.SGD:
+    """The paper's optimiser, with its momentum buffers set to zero before the first step.
+
+    With zeros the first step is the same (the buffer becomes the gradient), but nothing is left to
+    chance: fused SGD otherwise allocates the buffers with ``torch.empty_like`` at its first step and
+    marks them filled, even when the gradient scaler skips that step (an fp16 overflow, common with
+    the scaler's first scale of 65,536), so the next step would add whatever that memory held.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
+                                fused=fused)
+    if momentum:
+        for p in model.parameters():
+            optimizer.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return optimizer
+
+
 def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None = None,
         epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
         resolution: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
@@ -166,8 +182,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay,
-                                fused=device.type == "cuda")
+    optimizer = sgd(model, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=device.type == "cuda")
     scaler = grad_scaler_for(device)
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=lr_drop_patience)
                if lr_drop_patience is not None else None)

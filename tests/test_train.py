@@ -2,6 +2,7 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
 from alexnet_edu.data import FashionMNIST
 from alexnet_edu.models import alexnet
@@ -147,3 +148,27 @@ def test_ablate_prints_the_recipe_again_for_a_variant_that_changes_it(capsys):
     printed = capsys.readouterr().out
     assert printed.count("profile 'smoke'") == 2
     assert "1 epoch(s)" in printed and "2 epoch(s)" in printed
+
+
+def test_fp16_skipped_first_step(monkeypatch):
+    # Colab's T4 path: fp16, a gradient scaler and fused SGD. The scaler skips a step whose gradients
+    # overflowed; when that is the very first step, fused SGD allocated its momentum buffers with
+    # torch.empty_like and never wrote them. Fresh memory is made to hold garbage here, as it may.
+    def run(make_optimizer):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 2)
+        optimizer = make_optimizer(model)
+        scaler = torch.amp.GradScaler("cpu")
+        x = torch.randn(8, 4)
+        for scale in (float("inf"), 1.0):          # an overflow first, then an ordinary step
+            optimizer.zero_grad()
+            scaler.scale(model(x).sum() * scale).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        return [p.detach() for p in model.parameters()]
+
+    plain = run(lambda m: torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, foreach=False))
+    monkeypatch.setattr(torch, "empty_like", lambda t, *args, **kwargs: torch.full_like(t, 1e30))
+    ours = run(lambda m: train.sgd(m, lr=0.1, momentum=0.9, weight_decay=0.0, fused=True))
+    for a, b in zip(ours, plain):
+        torch.testing.assert_close(a, b)           # one plain SGD step, no garbage
