@@ -4,7 +4,8 @@ Where the data comes from, first match wins:
 
 1. ``root=`` given to :func:`load_fashion_mnist`, else the ``ALEXNET_EDU_DATA`` variable: a folder
    with the four IDX files, gzipped or not, or torchvision's ``FashionMNIST/raw/`` layout;
-2. the user cache (``ALEXNET_EDU_CACHE``, else ``~/.cache/alexnet-edu``);
+2. the user cache (``ALEXNET_EDU_CACHE``, else ``~/.cache/alexnet-edu``), whose files are checked
+   against the published bytes: one that differs (an interrupted download) is deleted and fetched again;
 3. Debian's ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist/``,
    decompressed into the user cache once and checked byte for byte;
 4. a download by ``torchvision.datasets.FashionMNIST`` into the user cache, when online.
@@ -22,6 +23,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +122,7 @@ def find_fashion_mnist(root: str | os.PathLike | None = None, *, download: bool 
 
     cache = cache_dir()
     looked.append(str(cache))
-    if _has_raw_files(cache):
+    if _has_raw_files(cache) and not _drop_unpublished(cache / "FashionMNIST" / "raw"):
         return cache
     looked.append(str(SYSTEM_DIR))
     if _has_files(SYSTEM_DIR):
@@ -199,6 +201,26 @@ def _has_raw_files(root: Path) -> bool:
 
 def _has_files(folder: Path) -> bool:
     return all((folder / name).is_file() or (folder / f"{name}.gz").is_file() for name in FILES)
+
+
+def _drop_unpublished(raw: Path) -> list[str]:
+    """Check the cache's files against the published bytes (md5); delete any that differ, so that
+    they are fetched again, and say so. Returns the names deleted."""
+    bad = [name for name in FILES if _md5(raw / name) != PUBLISHED_MD5[name]]
+    if bad:
+        warnings.warn(f"{', '.join(bad)} in {raw} differ from the published Fashion-MNIST (an interrupted "
+                      f"or corrupt download or copy?): deleted, and fetched again")
+        for name in bad:
+            (raw / name).unlink()
+    return bad
+
+
+def _md5(path: Path) -> str:
+    md5 = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            md5.update(chunk)
+    return md5.hexdigest()
 
 
 def _decompress_all(source: Path, target: Path, *, published: bool) -> None:

@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 
 import pytest
 import torch
@@ -108,3 +109,22 @@ def test_batches_resize_normalise_and_cover_everything():
     assert sorted(torch.cat(seen).tolist()) == sorted(labels.tolist())
     x = to_model_input(images, 28)
     assert abs(x.mean().item() - (127.5 / 255 - data_module.MEAN) / data_module.STD) < 0.05
+
+
+def test_a_corrupt_file_in_the_cache_is_replaced_not_loaded(isolated, monkeypatch):
+    system = write_tiny_fashion_mnist(isolated / "usr-share", compress=True)
+    monkeypatch.setattr(data_module, "SYSTEM_DIR", system)
+    monkeypatch.setattr(data_module, "PUBLISHED_MD5", {   # these tiny files play the published ones
+        name: hashlib.md5(gzip.open(system / f"{name}.gz").read()).hexdigest() for name in data_module.FILES})
+    raw = find_fashion_mnist(download=False) / "FashionMNIST" / "raw"
+    good = (raw / "train-images-idx3-ubyte").read_bytes()
+    (raw / "train-images-idx3-ubyte").write_bytes(good[:100])     # a copy cut short
+    with pytest.warns(UserWarning, match=r"train-images-idx3-ubyte in .* differ from the published .* fetched again"):
+        data = load_fashion_mnist(download=False)
+    assert (raw / "train-images-idx3-ubyte").read_bytes() == good   # fetched again from the system copy
+    assert len(data.train_labels) == 40
+    # with nowhere to fetch it from, the damaged file is still not loaded
+    (raw / "train-images-idx3-ubyte").write_bytes(good[:100])
+    monkeypatch.setattr(data_module, "SYSTEM_DIR", isolated / "gone")
+    with pytest.warns(UserWarning, match="fetched again"), pytest.raises(DataNotFoundError):
+        load_fashion_mnist(download=False)
