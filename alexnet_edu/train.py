@@ -162,7 +162,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
 
     Unset ``epochs``, ``lr``, ``batch_size`` and ``resolution`` come from the profile (by default
     the one ``get_profile()`` picks). ``lr_drop_patience=k`` divides the learning rate by 10 when test
-    accuracy has not improved for k epochs. ``out``: a folder for ``checkpoint.pt`` and
+    accuracy has not improved for k + 1 epochs in a row (``ReduceLROnPlateau``'s patience: k epochs
+    without improvement are tolerated). It reads the test set, which a real schedule must not do. ``out``: a folder for ``checkpoint.pt`` and
     ``history.json``, written after every epoch; ``resume=True`` continues from that checkpoint (or
     from ``checkpoint.prev.pt`` when it cannot be read), and raises ResumeMismatchError, loading
     nothing, when it was made with another model, profile or recipe. ``epochs`` may grow on resume.

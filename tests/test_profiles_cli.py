@@ -20,7 +20,7 @@ def test_profile_choice(monkeypatch):
         get_profile("huge")
 
 
-def test_full_profile_is_the_d2l_recipe():
+def test_full_profile_is_d2ls_setting():
     full = PROFILES["full"]
     assert (full.train_size, full.resolution, full.epochs, full.batch_size, full.lr) == (None, 224, 10, 128, 0.01)
 
