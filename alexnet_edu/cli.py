@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("train", help="train a model with a profile's recipe")
     p.add_argument("--model", choices=MODELS, default="alexnet")
-    p.add_argument("--profile", choices=tuple(PROFILES), help="default: ALEXNET_EDU_PROFILE, else full on a GPU, cpu without")
+    p.add_argument("--profile", choices=tuple(PROFILES), help="default: ALEXNET_EDU_PROFILE, else full on an A100/H100-class GPU, "
+                   "small-gpu on other GPUs, cpu without")
     p.add_argument("--out", required=True, help="folder for checkpoint.pt and history.json")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint in --out (same --model, --profile and recipe; --epochs may grow)")

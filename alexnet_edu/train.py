@@ -237,7 +237,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     waited, written = 0.0, 0.0   # seconds the loop spent on checkpoints; seconds the writes took
     plot = LivePlot(epochs) if (live_plot if live_plot is not None else LivePlot.in_notebook()) else None
 
-    for epoch in range(history.epochs, epochs):
+    first_epoch = history.epochs
+    for epoch in range(first_epoch, epochs):
         model.train()
         start = time.perf_counter()
         # Per-step loss and hits stay on the device; reading them (a GPU sync) happens only
@@ -258,6 +259,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             hits.append((logits.argmax(1) == y).sum())
             sizes.append(len(y))
             bar.update(len(y))
+            if progress and epoch == first_epoch and len(sizes) == 20:
+                _say_projected_time(start, sum(sizes), (epochs - epoch) * len(train_labels), device)
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{torch.stack(losses).sum().item() / sum(sizes):.3f}", refresh=False)
         hits, seen = torch.stack(hits).tolist(), sum(sizes)
@@ -299,6 +302,16 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     if plot is not None:
         plot.close()
     return history
+
+
+def _say_projected_time(start: float, seen: int, to_train: int, device: torch.device) -> None:
+    """After the first steps of a long run, how long the rest will take at this speed."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)     # the steps so far have really run
+    seconds = to_train / (seen / (time.perf_counter() - start))
+    if seconds > 60:                       # warm-up included, so if anything too long
+        tqdm.write(f"projected: about {seconds / 60:.0f} min for the {to_train:,} training images still "
+                   f"to go, at the speed of the first {seen:,} (evaluation not included)")
 
 
 def _checkpoint_state(model, optimizer, plateau, scaler, history: History, shuffle: torch.Generator,

@@ -51,6 +51,23 @@ def test_chapter_shape(path):
     assert "{cite}`" in markdown
 
 
+DIFFICULTIES = ("**Difficulty:** ★☆☆ warm-up", "**Difficulty:** ★★☆ practice", "**Difficulty:** ★★★ project")
+# an exercise fence: its header line, its options (:label: ...), a blank line, then its body
+EXERCISE_FENCE = re.compile(r"^```\{exercise\}([^\n]*)\n((?::[^\n]*\n)*)\n?(.*?)\n```", re.M | re.S)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_exercise_says_how_hard_it_is(path):
+    markdown = [source(c) for c in cells(path, "markdown")]   # a fence may share its cell with other text
+    fences = [fence for text in markdown for fence in EXERCISE_FENCE.finditer(text)]
+    assert len(fences) == sum(text.count("```{exercise}") for text in markdown), "every fence parsed"
+    unlabelled = [fence.group(2).strip() for fence in fences
+                  if fence.group(3).split("\n", 1)[0] not in DIFFICULTIES]
+    assert not unlabelled, f"exercises whose body does not open with a difficulty label: {unlabelled}"
+    # the header line stays as it is: the handout tool parses it
+    assert not [fence.group(1) for fence in fences if "Difficulty" in fence.group(1)]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_saved_outputs_are_complete_and_honest(path):
     code = [c for c in cells(path, "code") if source(c).strip()]

@@ -15,9 +15,24 @@ def test_profile_choice(monkeypatch):
     assert get_profile("full").name == "full"
     monkeypatch.delenv("ALEXNET_EDU_PROFILE")
     import torch
-    assert get_profile().name == ("full" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="choose one of full, cpu, smoke"):
+    from alexnet_edu.profiles import default_profile_name
+    assert get_profile().name == default_profile_name()
+    with pytest.raises(ValueError, match="choose one of full, small-gpu, cpu, smoke"):
         get_profile("huge")
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "small-gpu"), ((7, 0), "small-gpu"), ((8, 6), "small-gpu"),
+                                                   ((8, 9), "small-gpu"), ((8, 0), "full"), ((9, 0), "full"),
+                                                   ((10, 0), "full")])
+def test_a_gpu_below_the_a100_class_gets_the_small_gpu_profile(monkeypatch, capability, expected):
+    # T4 7.5, V100 7.0, A10 8.6, L4 8.9: a full run takes them several times as long as an A100 (8.0) or H100 (9.0)
+    monkeypatch.delenv("ALEXNET_EDU_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert get_profile().name == expected
+    small = PROFILES["small-gpu"]
+    assert (small.train_size, small.test_size, small.epochs, small.batch_size) == (None, None, 10, 128)
+    assert small.resolution == 96     # what it shrinks: (224 / 96) ** 2, about 5.4 times fewer pixels
 
 
 def test_full_profile_is_d2ls_setting():

@@ -172,3 +172,13 @@ def test_fp16_skipped_first_step(monkeypatch):
     ours = run(lambda m: train.sgd(m, lr=0.1, momentum=0.9, weight_decay=0.0, fused=True))
     for a, b in zip(ours, plain):
         torch.testing.assert_close(a, b)           # one plain SGD step, no garbage
+
+
+def test_a_long_run_says_how_long_it_will_take(capsys, monkeypatch):
+    clock = iter(range(0, 10**7, 100))           # every reading of the clock is 100 s later: a slow machine
+    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+    fit(small_model(), easy_data(n_train=400), profile="smoke", epochs=2, batch_size=16, resolution=72,
+        progress=True, live_plot=False, device="cpu")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("projected")]
+    assert len(lines) == 1                      # once, after the first 20 steps
+    assert "for the 800 training images still to go, at the speed of the first 320" in lines[0]

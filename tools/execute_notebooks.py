@@ -42,7 +42,7 @@ BOOK = ROOT / "book"
 # most important first: with a tight budget, these are the ones that get their outputs
 ORDER = ["training", "lenet_vs_alexnet", "architecture", "inside", "relu", "dropout", "pooling", "lrn",
          "augmentation", "two_gpus", "before_deep_learning"]
-PROFILES = ["full", "cpu", "smoke"]
+PROFILES = ["full", "small-gpu", "cpu", "smoke"]
 
 
 def log(message: str) -> None:
