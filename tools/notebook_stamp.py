@@ -1,10 +1,10 @@
 """The stamp an executed chapter carries in its metadata, and the hash that says whether it is stale.
 
-``notebook.metadata["alexnet_edu"]`` records the profile the outputs were made in, the machine, the
-torch version, how long the execution took, how many chapters ran at once (``jobs``), when, and ``code``: a hash of the notebook's code cells
-and of the package modules they import, directly or through other modules. Prose (markdown) and
-outputs are left out, so editing a chapter's text does not make its outputs stale; changing its
-code, or a module it runs, does. A module no chapter imports (the command line, the handouts) can
+``notebook.metadata["alexnet_edu"]`` records the profile the outputs were made in, the device and
+machine, the torch version, how long the execution took, how many chapters ran at once (``jobs``),
+when, and ``code``: a hash of the notebook's code cells and of the package modules they import,
+directly or through other modules. Prose (markdown) and outputs are left out, so editing a
+chapter's text does not make its outputs stale; changing its code, or a module it runs, does. A module no chapter imports (the command line, the handouts) can
 change without sending every chapter back to the GPU.
 """
 
