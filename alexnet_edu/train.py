@@ -34,7 +34,7 @@ from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
 __all__ = ["CheckpointError", "CheckpointWriteError", "History", "ResumeMismatchError", "amp_dtype", "autocast_for",
-           "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "precision_name", "sgd"]
+           "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "machine_name", "precision_name", "sgd"]
 
 
 def default_device() -> torch.device:
@@ -192,7 +192,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution, momentum=momentum,
                     weight_decay=weight_decay, augment=augment, seed=seed, train_size=len(train_labels),
                     test_size=len(data.test_labels), lr_drop_patience=lr_drop_patience, model=type(model).__name__,
-                    parameters=sum(p.numel() for p in model.parameters()), machine=_machine(device),
+                    parameters=sum(p.numel() for p in model.parameters()), machine=machine_name(device),
                     precision=precision_name(device))
     history = History(device=str(device), profile=profile.name, settings=settings)
 
@@ -345,7 +345,14 @@ def _write_checkpoint(folder: Path, state: dict) -> float:
     return time.perf_counter() - start
 
 
-def _machine(device: torch.device) -> str:
+def machine_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and core count: what a run's history and a chapter's stamp record."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:   # not Linux
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -20,7 +20,6 @@ import asyncio
 import datetime
 import math
 import os
-import platform
 import signal
 import sys
 import tempfile
@@ -98,15 +97,9 @@ def default_profile() -> str:
 def machine() -> tuple[str, str]:
     """("cuda", the GPU's name), or ("cpu", the CPU's model and core count)."""
     import torch
-    if torch.cuda.is_available():
-        return "cuda", torch.cuda.get_device_name()
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return "cpu", f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    from alexnet_edu.train import machine_name
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device.type, machine_name(device)
 
 
 def plan(args) -> list[Chapter]:
