@@ -29,7 +29,7 @@ KEYS = ("model", "optimizer", "history", "torch_rng", "shuffle_rng")   # what fi
 # Settings that must match to resume. epochs may grow (train on); machine and precision may change
 # (a GPU run can go on on a CPU).
 MUST_MATCH = ("model", "parameters", "lr", "batch_size", "resolution", "momentum", "weight_decay", "augment",
-              "seed", "train_size", "test_size", "lr_drop_patience")
+              "seed", "train_size", "test_size", "validation_size", "lr_drop_patience")
 WHAT_TO_DO = "Resume with the checkpoint's settings, or train into a new --out folder (out= in fit)."
 
 

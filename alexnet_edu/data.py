@@ -39,6 +39,7 @@ __all__ = [
     "CLASSES", "FILES", "MEAN", "STD",
     "DataNotFoundError", "CorruptDataError", "FashionMNIST",
     "cache_dir", "find_fashion_mnist", "load_fashion_mnist", "balanced_subset", "batches", "to_model_input",
+    "validation_split",
 ]
 
 CLASSES = tuple(torchvision.datasets.FashionMNIST.classes)
@@ -169,6 +170,18 @@ def balanced_subset(labels: torch.Tensor, size: int | None, seed: int = 0) -> to
     per_class = [order[labels[order] == c] for c in classes]
     picked = [idx[: size // len(classes) + (i < size % len(classes))] for i, idx in enumerate(per_class)]
     return torch.cat(picked).sort().values.to(device)
+
+
+def validation_split(labels: torch.Tensor, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(train, validation)``: ``size`` class-balanced examples held out for validation,
+    fixed by ``seed``, and all the others for training."""
+    if not 0 < size < len(labels):
+        raise ValueError(f"validation_size={size}: hold out between 1 and {len(labels) - 1} of the "
+                         f"{len(labels):,} training images")
+    held = balanced_subset(labels, size, seed)
+    keep = torch.ones(len(labels), dtype=torch.bool, device=labels.device)
+    keep[held] = False
+    return keep.nonzero().squeeze(1), held
 
 
 def to_model_input(images: torch.Tensor, resolution: int, *, augment: bool = False,

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .augment import CROP_FRACTION, ten_crops
 from .checkpoint import (CHECKPOINT, CheckpointError, CheckpointWriteError, ResumeMismatchError, WHAT_TO_DO,
                          check_resume, read_checkpoint, save_checkpoint)
-from .data import FashionMNIST, batches
+from .data import FashionMNIST, batches, validation_split
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile
 
@@ -49,6 +49,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     train_acc: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)          # empty without a validation split
     images_per_s: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -154,16 +155,19 @@ def sgd(model: nn.Module, *, lr: float, momentum: float, weight_decay: float, fu
 def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None = None,
         epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
         resolution: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
-        augment: bool = False, lr_drop_patience: int | None = None, out: str | os.PathLike | None = None,
+        augment: bool = False, validation_size: int | None = None, lr_drop_patience: int | None = None, out: str | os.PathLike | None = None,
         resume: bool = False, seed: int = 0, device: torch.device | str | None = None,
         compile: bool = False, live_plot: bool | None = None, progress: bool = True,
         describe: bool = True) -> History:
     """Train ``model`` on ``data.train_*`` and test it on ``data.test_*`` after every epoch.
 
     Unset ``epochs``, ``lr``, ``batch_size`` and ``resolution`` come from the profile (by default
-    the one ``get_profile()`` picks). ``lr_drop_patience=k`` divides the learning rate by 10 when test
-    accuracy has not improved for k + 1 epochs in a row (``ReduceLROnPlateau``'s patience: k epochs
-    without improvement are tolerated). It reads the test set, which a real schedule must not do. ``out``: a folder for ``checkpoint.pt`` and
+    the one ``get_profile()`` picks). ``validation_size=n`` holds n class-balanced training images out
+    of training and measures accuracy on them after every epoch (``History.val_acc``).
+    ``lr_drop_patience=k`` divides the learning rate by 10 when that validation accuracy has not
+    improved for k + 1 epochs in a row (``ReduceLROnPlateau``'s patience: k epochs without improvement
+    are tolerated); it needs ``validation_size``, since a schedule that read the test set would leak
+    it into training, as the paper's did not (it watched a validation error). ``out``: a folder for ``checkpoint.pt`` and
     ``history.json``, written after every epoch; ``resume=True`` continues from that checkpoint (or
     from ``checkpoint.prev.pt`` when it cannot be read), and raises ResumeMismatchError, loading
     nothing, when it was made with another model, profile or recipe. ``epochs`` may grow on resume.
@@ -177,12 +181,21 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     batch_size = profile.batch_size if batch_size is None else batch_size
     resolution = profile.resolution if resolution is None else resolution
     device = torch.device(device) if device is not None else default_device()
+    if lr_drop_patience is not None and not validation_size:
+        raise ValueError("lr_drop_patience watches validation accuracy: also pass validation_size "
+                         "(e.g. 5000), the number of training images to hold out for it")
+    train_images, train_labels = data.train_images, data.train_labels
+    if validation_size:
+        kept, held = validation_split(train_labels, validation_size)
+        val_images, val_labels = train_images[held], train_labels[held]
+        train_images, train_labels = train_images[kept], train_labels[kept]
     if describe:
         print(replace(profile, epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution,
-                      train_size=len(data.train_labels), test_size=len(data.test_labels)).describe())
+                      train_size=len(train_labels), test_size=len(data.test_labels)).describe()
+              + (f" {validation_size:,} training images held out for validation." if validation_size else ""))
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    train_images, train_labels = data.train_images.to(device), data.train_labels.to(device)
+    train_images, train_labels = train_images.to(device), train_labels.to(device)
     optimizer = sgd(model, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=device.type == "cuda")
     scaler = grad_scaler_for(device)
     plateau = (torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1, patience=lr_drop_patience)
@@ -191,7 +204,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     shuffle = torch.Generator().manual_seed(seed)
     settings = dict(epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution, momentum=momentum,
                     weight_decay=weight_decay, augment=augment, seed=seed, train_size=len(train_labels),
-                    test_size=len(data.test_labels), lr_drop_patience=lr_drop_patience, model=type(model).__name__,
+                    test_size=len(data.test_labels), validation_size=validation_size,
+                    lr_drop_patience=lr_drop_patience, model=type(model).__name__,
                     parameters=sum(p.numel() for p in model.parameters()), machine=machine_name(device),
                     precision=precision_name(device))
     history = History(device=str(device), profile=profile.name, settings=settings)
@@ -274,16 +288,19 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         history.train_loss.append(loss_sum / seen)
         history.train_acc.append(correct / seen)
         history.test_acc.append(test_acc)
+        if validation_size:
+            history.val_acc.append(evaluate(model, val_images, val_labels, resolution=resolution))
         history.images_per_s.append(seen / train_seconds)
         history.seconds.append(time.perf_counter() - start)
         history.lr.append(optimizer.param_groups[0]["lr"])
         if plateau is not None:
-            plateau.step(test_acc)
+            plateau.step(history.val_acc[-1])
         if plot is not None:
             plot.update(history)
         elif progress:
             print(f"epoch {epoch + 1}: loss {history.train_loss[-1]:.3f}, train acc {history.train_acc[-1]:.3f}, "
-                  f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
+                  + (f"validation acc {history.val_acc[-1]:.3f}, " if validation_size else "")
+                  + f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
         if folder is not None:
             began = time.perf_counter()
             if writing is not None:

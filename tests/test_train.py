@@ -182,3 +182,34 @@ def test_a_long_run_says_how_long_it_will_take(capsys, monkeypatch):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("projected")]
     assert len(lines) == 1                      # once, after the first 20 steps
     assert "for the 800 training images still to go, at the speed of the first 320" in lines[0]
+
+
+def test_validation_split_holds_out_a_balanced_disjoint_part():
+    from alexnet_edu.data import validation_split
+    labels = torch.arange(1000) % 10
+    kept, held = validation_split(labels, 100)
+    assert len(held) == 100 and len(kept) == 900
+    assert set(kept.tolist()).isdisjoint(held.tolist())
+    assert set(kept.tolist()) | set(held.tolist()) == set(range(1000))
+    assert torch.bincount(labels[held]).tolist() == [10] * 10
+    with pytest.raises(ValueError, match="between 1 and 999"):
+        validation_split(labels, 1000)
+
+
+def test_the_plateau_schedule_reads_validation_accuracy_never_the_test_set(capsys):
+    with pytest.raises(ValueError, match="validation_size"):
+        fit(small_model(), easy_data(), profile="smoke", epochs=2, lr_drop_patience=0, device="cpu")
+    history = fit(small_model(), easy_data(n_train=120), profile="smoke", epochs=6, batch_size=16,
+                  resolution=72, lr=0.02, validation_size=24, lr_drop_patience=0, progress=False, device="cpu")
+    printed = capsys.readouterr().out
+    assert "96 training images" in printed and "24 training images held out for validation" in printed
+    assert history.settings["train_size"] == 96 and history.settings["validation_size"] == 24
+    assert len(history.val_acc) == len(history.test_acc) == 6
+    # patience 0: the rate drops tenfold after every epoch whose validation accuracy beats no earlier one
+    best = history.val_acc[0]
+    for epoch in range(1, 5):
+        improved = history.val_acc[epoch] > best * (1 + 1e-4)
+        expected = history.lr[epoch] if improved else history.lr[epoch] / 10
+        assert history.lr[epoch + 1] == pytest.approx(expected)
+        best = max(best, history.val_acc[epoch])
+    assert history.lr[-1] < history.lr[0], "the schedule was exercised: the rate dropped at least once"

@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .carry && mkdir -p .carry/wheels .carry/data
 # Pure-Python or cp312 manylinux wheels, no dependencies resolved: the list is what nbclient,
-# ipykernel, ipywidgets and d2l import beyond the image's packages. (debugpy, 4 MB, is left out:
+# ipykernel, ipywidgets and d2l import beyond the image's packages, and myst-nb (whose glue
+# stores the numbers the prose quotes; it needs docutils, not Sphinx). (debugpy, 4 MB, is left out:
 # ipykernel runs without it, with no debugger.)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
@@ -23,6 +24,6 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   pyzmq tornado comm matplotlib-inline nest_asyncio platformdirs fastjsonschema jsonschema \
   jsonschema-specifications referencing rpds-py prompt_toolkit wcwidth jedi parso decorator pexpect \
   ptyprocess stack_data executing asttokens pure_eval ipywidgets widgetsnbextension \
-  jupyterlab_widgets d2l==1.0.3
+  jupyterlab_widgets d2l==1.0.3 myst-nb docutils pygments attrs
 cp /usr/share/datasets/fashion-mnist/*.gz .carry/data/
 du -sh .carry/wheels .carry/data
