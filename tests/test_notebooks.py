@@ -120,3 +120,54 @@ def test_the_website_shows_full_profile_outputs(path):
     assert "profile 'full'" in text and "profile 'cpu'" not in text
     if trains_a_network(path):
         assert stamp(path)["device"] == "cuda", "full-scale training ran on a GPU"
+
+
+# Figures about our own runs, as prose writes them: accuracies (0.917), and numbers with a unit of
+# results (%, x, s, min, points, images/s, times), alone or as a range (7,000-8,500 images/s).
+NUMBER = r"\d[\d,]*(?:\.\d+)?"
+RESULT_UNIT = r"(?:\s?%|x\b|×|\s(?:s|seconds|min|minutes|points?|images/s|examples/s|img/s|times)\b)"
+RESULT = re.compile(rf"(?<![\w.,])(0\.(?!00)\d{{3,4}}\b|{NUMBER}(?:\s?[–-]\s?{NUMBER})?(?={RESULT_UNIT}))")
+
+
+def prose_without_code_or_math(markdown):
+    for pattern in (r"```.*?```", r"\$\$.*?\$\$", r"\$[^$\n]+\$", r"\{glue:?\w*\}`[^`]*`", r"`[^`\n]*`"):
+        markdown = re.sub(pattern, " ", markdown, flags=re.S)
+    return markdown
+
+
+def output_text(path):
+    texts = []
+    for cell in cells(path, "code"):
+        for output in cell["outputs"]:
+            texts.append("".join(output.get("text", "")))
+            texts += ["".join(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+    return "\n".join(texts).replace(",", "")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_prose_quotes_only_figures_its_outputs_produce(path):
+    """A figure about our runs in a chapter's prose is glued from its outputs (myst-nb's glue), or
+    appears in them as written; figures from the paper and other sources sit in a paragraph that
+    cites its source. Re-executing a chapter cannot leave its prose behind."""
+    produced, orphans = output_text(path), []
+    for cell in cells(path, "markdown"):
+        for paragraph in re.split(r"\n\s*\n", source(cell)):
+            if "{cite" in paragraph:
+                continue
+            for match in RESULT.finditer(prose_without_code_or_math(paragraph)):
+                if not all(n in produced for n in re.findall(NUMBER, match.group(1).replace(",", ""))):
+                    orphans.append(f"{match.group(1)!r} in: {' '.join(paragraph.split())[:90]}...")
+    assert not orphans, "figures no output on the page produces (glue them):\n" + "\n".join(orphans)
+
+
+def test_the_prose_quotes_rule_catches_an_unproduced_figure(tmp_path):
+    notebook = {"cells": [{"cell_type": "markdown", "source": ["LRN cost 1.5 points and ran 2.1x as fast; "
+                                                               "test accuracy 0.917."]},
+                          {"cell_type": "code", "source": [], "outputs": [{"text": ["test acc 0.917"]}]}]}
+    path = tmp_path / "made_up.ipynb"
+    path.write_text(json.dumps(notebook))
+    with pytest.raises(AssertionError, match=r"'1.5'(.|\n)*'2.1'"):
+        test_the_prose_quotes_only_figures_its_outputs_produce(path)
+    notebook["cells"][0]["source"] = ["LRN cost {glue:text}`lrn_cost:.1f` points; 0.917."]
+    path.write_text(json.dumps(notebook))
+    test_the_prose_quotes_only_figures_its_outputs_produce(path)

@@ -20,6 +20,7 @@ import asyncio
 import datetime
 import math
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -80,7 +81,11 @@ def parse_args(argv):
     parser.add_argument("--out-dir", type=Path, help="write executed notebooks here instead of in place")
     parser.add_argument("--failed-dir", type=Path, default=ROOT / "build" / "failed",
                         help="where a chapter that raised is saved, as NAME.failed.ipynb (default build/failed/)")
-    parser.add_argument("--cell-timeout", type=float, default=3600, help="seconds one cell may take (default 3600)")
+    parser.add_argument("--cell-timeout", type=float, default=3600,
+                        help="seconds a cell that trains (calls fit or ablate) may take (default 3600)")
+    parser.add_argument("--other-cell-timeout", type=float, default=600,
+                        help="seconds any other cell may take (default 600): a widget cell that blocks "
+                             "nbclient (jupyter/nbclient#312) fails fast instead of holding the GPU")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
@@ -147,7 +152,11 @@ def write_atomically(notebook, path: Path) -> None:
 async def execute(chapter: Chapter, args, env: dict, where: tuple[str, str], torch_version: str) -> None:
     notebook = nbformat.from_dict(chapter.notebook)   # a copy: the one read stays as it was
     # capture_fd_output=False: the kernel's own stderr (a stack dump, C libraries' messages) reaches ours
-    client = NotebookClient(notebook, kernel_name="python3", timeout=args.cell_timeout,
+    def timeout_of(cell) -> float:
+        trains = re.search(r"(?<![\w.])(fit|ablate)\(", cell.source) is not None
+        return args.cell_timeout if trains else min(args.cell_timeout, args.other_cell_timeout)
+
+    client = NotebookClient(notebook, kernel_name="python3", timeout=args.cell_timeout, timeout_func=timeout_of,
                             extra_arguments=["--IPKernelApp.capture_fd_output=False"],
                             shutdown_kernel="immediate", resources={"metadata": {"path": str(chapter.path.parent)}})
     code_cells = [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"]

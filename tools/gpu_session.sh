@@ -47,7 +47,7 @@ echo "failed or hung in smoke: ${broken:-none}"
 chapters() { for c in "$@"; do case " $broken " in *" $c "*) ;; *) echo "book/$c.ipynb";; esac; done; }
 
 step "chapters in the full profile, two at a time: new ones first, then stale ones ($(left) s left)"
-python3 tools/execute_notebooks.py --profile full --jobs 2 --budget "$(left)" --default-seconds 150 --cell-timeout 300 \
+python3 tools/execute_notebooks.py --profile full --jobs 2 --budget "$(left)" --default-seconds 150 --cell-timeout 300 --other-cell-timeout 90 \
   $(chapters $CHAPTERS)
 # (before_deep_learning uses no GPU: make notebooks ARGS="--profile full book/before_deep_learning.ipynb"
 # executes it on any machine)
