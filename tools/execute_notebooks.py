@@ -75,6 +75,9 @@ def parse_args(argv):
     parser.add_argument("--budget", type=float, help="seconds this call may take; what does not fit is left for the next")
     parser.add_argument("--default-seconds", type=float, default=90,
                         help="expected time of a chapter never executed in this profile (default 90)")
+    parser.add_argument("--expect", action="append", default=[], metavar="CHAPTER=SECONDS",
+                        help="expected time of one chapter, overriding its stamp (e.g. an estimate for a "
+                             "chapter never run in this profile, or for --jobs N > 1); repeatable")
     parser.add_argument("--jobs", type=int, default=1, help="chapters executed at the same time (default 1)")
     parser.add_argument("--force", action="store_true",
                         help="execute even chapters that are up to date or have full-profile outputs")
@@ -92,6 +95,14 @@ def parse_args(argv):
     args.in_given_order = bool(args.notebooks)
     args.notebooks = args.notebooks or [BOOK / f"{name}.ipynb" for name in ORDER]
     return args
+
+
+def expectations(args) -> dict[str, float]:
+    """--expect CHAPTER=SECONDS, as a dict."""
+    try:
+        return {name: float(seconds) for name, seconds in (e.split("=") for e in args.expect)}
+    except ValueError:
+        raise SystemExit(f"--expect takes CHAPTER=SECONDS, e.g. --expect lrn=250; got {args.expect}") from None
 
 
 def default_profile() -> str:
@@ -115,6 +126,7 @@ def plan(args) -> list[Chapter]:
         stamp, code = stamp_of(notebook), code_hash(notebook)
         same_profile = stamp.get("profile") == args.profile
         expected = float(stamp["seconds"]) if same_profile and "seconds" in stamp else args.default_seconds
+        expected = expectations(args).get(path.stem, expected)
         chapter = Chapter(path, notebook, code, expected)
         if not args.force and same_profile and stamp.get("code") == code:
             chapter.result, chapter.note = "up to date", f"executed {stamp.get('executed', '?')}"

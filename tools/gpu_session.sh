@@ -12,7 +12,9 @@
 # is left of the time: first those with no full-profile outputs yet (the list in
 # tests/test_notebooks.py, AWAITING_GPU), then those whose full outputs came from older code.
 # SKIP="benchmark reference" leaves steps out (names: tests benchmark reference smoke), to give the
-# chapters more of the call; CHAPTERS="lrn inside" executes only those (smoke and full). Everything that changed comes back as one archive, $OUT/results.tar.gz.
+# chapters more of the call; CHAPTERS="lrn inside" executes only those (smoke and full), in that order;
+# EXPECT="lrn=400 inside=90" gives the runner each chapter's expected seconds (at two jobs at a time),
+# so that it starts no chapter it cannot finish. Everything that changed comes back as one archive, $OUT/results.tar.gz.
 set -u
 START=$(date +%s)
 DEADLINE=${DEADLINE:-570}                  # seconds after START by which the archive is written
@@ -40,15 +42,15 @@ rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 
 CHAPTERS=${CHAPTERS:-inside dropout pooling lrn augmentation training lenet_vs_alexnet relu architecture two_gpus}
 step "the chapters in the smoke profile, on the GPU (outputs thrown away): $CHAPTERS"
-wanted smoke && timeout 120 python3 tools/execute_notebooks.py --profile smoke --jobs 8 --budget 100 \
+wanted smoke && timeout 120 python3 tools/execute_notebooks.py --profile smoke --jobs 8 --budget ${SMOKE_BUDGET:-100} \
   --default-seconds 30 --out-dir /tmp/smoke --failed-dir build/failed-smoke $(for c in $CHAPTERS; do echo "book/$c.ipynb"; done)
 broken=$(ls build/failed-smoke 2>/dev/null | sed 's/\.\(failed\|interrupted\)\.ipynb$//' | tr '\n' ' ')
 echo "failed or hung in smoke: ${broken:-none}"
 chapters() { for c in "$@"; do case " $broken " in *" $c "*) ;; *) echo "book/$c.ipynb";; esac; done; }
 
 step "chapters in the full profile, two at a time: new ones first, then stale ones ($(left) s left)"
-python3 tools/execute_notebooks.py --profile full --jobs 2 --budget "$(left)" --default-seconds 150 --cell-timeout 300 --other-cell-timeout 90 \
-  $(chapters $CHAPTERS)
+python3 tools/execute_notebooks.py --profile full --jobs ${JOBS:-2} --budget "$(left)" --default-seconds 150 --cell-timeout 450 --other-cell-timeout 90 \
+  $(for e in ${EXPECT:-}; do echo "--expect $e"; done) $(chapters $CHAPTERS)
 # (before_deep_learning uses no GPU: make notebooks ARGS="--profile full book/before_deep_learning.ipynb"
 # executes it on any machine)
 
