@@ -61,6 +61,16 @@ def test_code_makes_a_chapter_stale_and_prose_does_not():
     assert code_hash(notebook) != before
 
 
+def test_pointing_the_colab_setup_cell_at_a_new_release_leaves_the_outputs_current():
+    setup = '# Setup: in Colab, install ...\nurl = "git+https://github.com/o/r@v0.1.0"'
+    notebook = new_notebook(cells=[new_code_cell(setup), new_code_cell("x = 1")])
+    before = code_hash(notebook)
+    notebook.cells[0].source = setup.replace("v0.1.0", "v0.2.0")
+    assert code_hash(notebook) == before
+    notebook.cells[1].source = "x = 2"
+    assert code_hash(notebook) != before
+
+
 def test_full_profile_outputs_are_kept_unless_forced(tmp_path, capsys):
     path = write_notebook(tmp_path / "gpu.ipynb", PRINT_PROFILE,
                           stamp={"profile": "full", "machine": "NVIDIA H200", "code": "old", "seconds": 30})
