@@ -43,7 +43,7 @@ wanted reference && timeout 100 python3 -m alexnet_edu.cli train --profile full 
 rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 
 # What the last GPU session (2026-11-27, one H100) left: LRN (a network with LRN trained 70 s a run
-# against 21 s without, so its eight runs take about 6.5 minutes), then the three chapters whose
+# against 21 s without, so its eight runs take about 6 minutes: 4 x 70 + 4 x 21 s), then the three chapters whose
 # glued prose waits on branch pending-gpu-training-relu-lenet (merge it first), then Looking inside
 # (its explorer cell hangs under nbclient there: the runner now prints where). Seconds measured there.
 CHAPTERS=${CHAPTERS:-lrn training relu lenet_vs_alexnet inside}
