@@ -93,17 +93,13 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
+    try:   # CHAPTER=SECONDS, parsed once
+        args.expect = {name: float(seconds) for name, seconds in (e.split("=") for e in args.expect)}
+    except ValueError:
+        parser.error(f"--expect takes CHAPTER=SECONDS, e.g. --expect lrn=250; got {args.expect}")
     args.in_given_order = bool(args.notebooks)
     args.notebooks = args.notebooks or [BOOK / f"{name}.ipynb" for name in ORDER]
     return args
-
-
-def expectations(args) -> dict[str, float]:
-    """--expect CHAPTER=SECONDS, as a dict."""
-    try:
-        return {name: float(seconds) for name, seconds in (e.split("=") for e in args.expect)}
-    except ValueError:
-        raise SystemExit(f"--expect takes CHAPTER=SECONDS, e.g. --expect lrn=250; got {args.expect}") from None
 
 
 def default_profile() -> str:
@@ -127,7 +123,7 @@ def plan(args) -> list[Chapter]:
         stamp, code = stamp_of(notebook), code_hash(notebook)
         same_profile = stamp.get("profile") == args.profile
         expected = float(stamp["seconds"]) if same_profile and "seconds" in stamp else args.default_seconds
-        expected = expectations(args).get(path.stem, expected)
+        expected = args.expect.get(path.stem, expected)
         chapter = Chapter(path, notebook, code, expected)
         if not args.force and same_profile and stamp.get("code") == code:
             chapter.result, chapter.note = "up to date", f"executed {stamp.get('executed', '?')}"
