@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 __all__ = ["CHECKPOINT", "PREVIOUS", "PARTIAL", "CheckpointError", "CheckpointWriteError",
-           "ResumeMismatchError", "check_resume", "read_checkpoint", "save_checkpoint"]
+           "ResumeMismatchError", "check_resume", "checkpoint_state", "read_checkpoint", "save_checkpoint"]
 
 CHECKPOINT, PREVIOUS, PARTIAL = "checkpoint.pt", "checkpoint.prev.pt", "checkpoint.tmp"
 KEYS = ("model", "optimizer", "history", "torch_rng", "shuffle_rng")   # what fit needs to resume
@@ -43,6 +43,28 @@ class ResumeMismatchError(ValueError):
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written (the previous one is left as it was)."""
+
+
+def checkpoint_state(model, optimizer, plateau, scaler, history: dict, shuffle: torch.Generator,
+                     device: torch.device) -> dict:
+    """Everything a resumed run needs, copied to the CPU: weights, momentum, schedules, RNGs."""
+    state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
+                 plateau=plateau.state_dict() if plateau is not None else None,
+                 scaler=scaler.state_dict(), history=history,
+                 torch_rng=torch.get_rng_state(), shuffle_rng=shuffle.get_state(),
+                 cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+    return _copy_to_cpu(state)
+
+
+def _copy_to_cpu(value):
+    """A copy of ``value`` with every tensor in it copied to the CPU (nested dicts and lists)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _copy_to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy_to_cpu(v) for v in value)
+    return value
 
 
 def save_checkpoint(folder: Path, state: dict) -> None:

@@ -2,6 +2,7 @@
 
     alexnet-edu data                                  # where Fashion-MNIST is; checks it loads
     alexnet-edu train --model alexnet --profile full --out runs/full [--resume]
+    torchrun --nproc-per-node 4 -m alexnet_edu.cli train --profile full --out runs/ddp   # 4 GPUs
     alexnet-edu summary --model alexnet_paper
     alexnet-edu handout --out handouts book/*.ipynb   # the chapters without solutions, for students
     alexnet-edu assignment architecture --out assignments/architecture   # graded with otter-grader
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import models
+from . import distributed, models
 from .data import DataNotFoundError, CorruptDataError, load_fashion_mnist
 from .profiles import PROFILES, get_profile
 from .reference import CONV_WEIGHTS, git_commit, save_conv_weights
@@ -50,16 +52,29 @@ def cmd_data(args) -> None:
 
 
 def cmd_train(args) -> None:
+    """Train in this process, or, under torchrun, in one of its processes (distributed.py)."""
+    if not distributed.under_torchrun():
+        return train(args, default_device())
+    try:
+        train(args, distributed.start())
+    finally:
+        distributed.finish()
+
+
+def train(args, device: torch.device) -> None:
     profile = get_profile(args.profile)
     resolution = model_resolution(args.model, profile.resolution)
-    device = default_device()
-    data = load_fashion_mnist(args.root, device).subset(profile.train_size, profile.test_size, seed=args.seed)
+    with distributed.local_rank_0_first():   # one process per machine puts the data in the cache
+        data = load_fashion_mnist(args.root, device)
+    data = data.subset(profile.train_size, profile.test_size, seed=args.seed)
     torch.manual_seed(args.seed)
     model = build_model(args.model, resolution)
     start = time.time()
     history = fit(model, data, profile=profile, resolution=resolution, epochs=args.epochs, lr=args.lr,
                   out=args.out, resume=args.resume, seed=args.seed, device=device, compile=args.compile,
                   augment=args.augment, live_plot=False)
+    if distributed.rank_and_world()[0] != 0:
+        return   # process 0 writes and prints
     history.settings.update(commit=git_commit(), wall_seconds_this_call=round(time.time() - start, 1))
     history.save(Path(args.out) / "history.json")
     if args.save_convs:
@@ -186,8 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (DataNotFoundError, CorruptDataError, ResumeMismatchError, CheckpointError, CheckpointWriteError) as exc:
-        print(f"alexnet-edu: {exc}", file=sys.stderr)
+    except (DataNotFoundError, CorruptDataError, ResumeMismatchError, CheckpointError, CheckpointWriteError,
+            distributed.LaunchError) as exc:
+        if os.environ.get("LOCAL_RANK", "0") == "0":   # under torchrun, once per machine
+            print(f"alexnet-edu: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import asdict, dataclass
 
 import torch
 
-__all__ = ["Profile", "PROFILES", "default_profile_name", "get_profile"]
+__all__ = ["Profile", "PROFILES", "default_profile_name", "get_profile", "machine_name"]
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,16 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} "
                          f"(set ALEXNET_EDU_PROFILE or pass profile=)")
     return PROFILES[name]
+
+
+def machine_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and core count: what a run's history and a chapter's stamp record."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
+    except OSError:   # not Linux
+        pass
+    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"

@@ -8,14 +8,14 @@ On CUDA the data already sits on the GPU and the model runs channels_last in mix
 bf16 on GPUs that compute in it natively (compute capability 8 and later), fp16 with a gradient
 scaler on older ones such as Colab's T4; SGD is fused there (a few kernels update every weight,
 not a few per tensor). ``compile=True`` adds ``torch.compile``. On a CPU everything stays fp32:
-bf16 is far slower there.
+bf16 is far slower there. Under ``torchrun`` each process trains on its share of every batch and
+DDP averages the gradients (``distributed.py``); without it, ``fit`` runs in this one process.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -26,12 +26,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .augment import CROP_FRACTION, ten_crops
 from .checkpoint import (CHECKPOINT, CheckpointError, CheckpointWriteError, ResumeMismatchError, WHAT_TO_DO,
-                         check_resume, read_checkpoint, save_checkpoint)
+                         check_resume, checkpoint_state, read_checkpoint, save_checkpoint)
 from .data import FashionMNIST, batches, validation_split
 from .live_plot import LivePlot
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, machine_name
 
 __all__ = ["CheckpointError", "CheckpointWriteError", "History", "ResumeMismatchError", "amp_dtype", "autocast_for",
            "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "machine_name", "precision_name", "sgd"]
@@ -174,6 +175,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     ``live_plot`` (default: only inside a notebook) draws loss and accuracy, updated in place.
     ``progress=False`` hides the progress bar and the per-epoch lines; ``describe=False`` skips the
     opening line that names the profile and the recipe (for a caller that has printed it already).
+    Under torchrun (a process group is initialised) ``batch_size`` is the global batch: each of the
+    N processes trains on 1/N of it and evaluates 1/N of the test images; only process 0 prints and
+    writes ``out``; ``resume=True`` loads the checkpoint in every process.
     """
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     epochs = profile.epochs if epochs is None else epochs
@@ -181,6 +185,10 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     batch_size = profile.batch_size if batch_size is None else batch_size
     resolution = profile.resolution if resolution is None else resolution
     device = torch.device(device) if device is not None else default_device()
+    rank, world = distributed.rank_and_world()
+    distributed.check_batch(batch_size, world)
+    say = print if rank == 0 else (lambda *args, **kwargs: None)
+    progress, describe = progress and rank == 0, describe and rank == 0
     if lr_drop_patience is not None and not validation_size:
         raise ValueError("lr_drop_patience watches validation accuracy: also pass validation_size "
                          "(e.g. 5000), the number of training images to hold out for it")
@@ -208,12 +216,14 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                     lr_drop_patience=lr_drop_patience, model=type(model).__name__,
                     parameters=sum(p.numel() for p in model.parameters()), machine=machine_name(device),
                     precision=precision_name(device))
+    if world > 1:
+        settings["processes"] = world
     history = History(device=str(device), profile=profile.name, settings=settings)
 
     folder = Path(out) if out is not None else None
     found = read_checkpoint(folder, device) if resume and folder is not None else None
     if resume and folder is not None and found is None:
-        print(f"no checkpoint in {folder} yet: starting from epoch 1")
+        say(f"no checkpoint in {folder} yet: starting from epoch 1")
     if found is not None:
         state, path = found
         # before anything is loaded: the same model, profile and recipe, or a clear refusal
@@ -232,29 +242,35 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         history.settings["epochs"] = epochs   # the run may go on longer than first planned
         was = state["history"]["settings"]
         if (was.get("machine"), was.get("precision")) != (settings["machine"], settings["precision"]):
-            print(f"note: {path} was written on {was.get('machine')} in {was.get('precision')}; "
-                  f"continuing on {settings['machine']} in {settings['precision']}")
+            say(f"note: {path} was written on {was.get('machine')} in {was.get('precision')}; "
+                f"continuing on {settings['machine']} in {settings['precision']}")
         # RNG states are CPU byte tensors, which map_location moved to the device
         torch.set_rng_state(state["torch_rng"].cpu())
         if device.type == "cuda" and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)   # dropout's masks on the GPU
         shuffle.set_state(state["shuffle_rng"].cpu())
-        if path.name != CHECKPOINT:   # checkpoint.pt is unreadable or missing: drop it, so that the next
-            (folder / CHECKPOINT).unlink(missing_ok=True)   # write keeps this good one as checkpoint.prev.pt
-        print(f"resumed from {path} after epoch {history.epochs}")
+        if path.name != CHECKPOINT and rank == 0:   # checkpoint.pt is unreadable or missing: drop it, so
+            (folder / CHECKPOINT).unlink(missing_ok=True)   # that the next write keeps this one as checkpoint.prev.pt
+        say(f"resumed from {path} after epoch {history.epochs}")
+    if resume and world > 1:
+        distributed.check_resumed_alike(history.epochs)
 
-    step = torch.compile(model) if compile else model
+    step = distributed.wrap(model, device) if world > 1 else model   # DDP: gradients averaged
+    step = torch.compile(step) if compile else step
     # Checkpoints are written by a background thread while the next epoch trains; the weights are
     # copied to the CPU first, so training cannot change them under the writer. One write at a time.
-    writer = ThreadPoolExecutor(max_workers=1) if folder is not None else None
+    writer = ThreadPoolExecutor(max_workers=1) if folder is not None and rank == 0 else None
     writing: Future | None = None
     waited, written = 0.0, 0.0   # seconds the loop spent on checkpoints; seconds the writes took
-    plot = LivePlot(epochs) if (live_plot if live_plot is not None else LivePlot.in_notebook()) else None
+    show_plot = live_plot if live_plot is not None else LivePlot.in_notebook()
+    plot = LivePlot(epochs) if show_plot and rank == 0 else None
 
     first_epoch = history.epochs
     for epoch in range(first_epoch, epochs):
         model.train()
         start = time.perf_counter()
+        if world > 1:   # each process its own dropout masks, and the same ones again after a resume
+            torch.manual_seed(seed + world * epoch + rank)
         # Per-step loss and hits stay on the device; reading them (a GPU sync) happens only
         # every 50 steps for the progress bar and once at the end of the epoch.
         losses, hits, sizes = [], [], []
@@ -262,34 +278,44 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                    disable=not progress, leave=True)
         for x, y in batches(train_images, train_labels, batch_size, resolution,
                             shuffle=True, augment=augment, generator=shuffle):
+            n = len(y)   # every process shuffled and augmented the same n images with the same generator
+            if world > 1:   # and trains on its share of them
+                x, y = x.tensor_split(world)[rank], y.tensor_split(world)[rank]
             with autocast_for(device):
                 logits = step(input_layout(x, device))
-                loss = F.cross_entropy(logits, y)
+                # under torchrun, this share's sum scaled so that DDP's average over the processes is
+                # the mean over all n images, also when the last batch does not split evenly
+                loss = (F.cross_entropy(logits, y) if world == 1
+                        else F.cross_entropy(logits, y, reduction="sum") * (world / n))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            losses.append(loss.detach() * len(y))
+            losses.append(loss.detach() * n / world)   # this process's sum of losses
             hits.append((logits.argmax(1) == y).sum())
-            sizes.append(len(y))
-            bar.update(len(y))
+            sizes.append(n)
+            bar.update(n)
             if progress and epoch == first_epoch and len(sizes) == 20:
                 _say_projected_time(start, sum(sizes), (epochs - epoch) * len(train_labels), device)
             if len(losses) % 50 == 0:
-                bar.set_postfix(loss=f"{torch.stack(losses).sum().item() / sum(sizes):.3f}", refresh=False)
-        hits, seen = torch.stack(hits).tolist(), sum(sizes)
-        loss_sum, correct = torch.stack(losses).sum().item(), sum(hits)
+                bar.set_postfix(loss=f"{torch.stack(losses).sum().item() * world / sum(sizes):.3f}",
+                                refresh=False)   # process 0's share
+        hits, losses = torch.stack(hits), torch.stack(losses)
+        if world > 1:
+            distributed.add_up(hits, losses)   # all the processes' counts
+        hits, seen = hits.tolist(), sum(sizes)
+        loss_sum, correct = losses.sum().item(), sum(hits)
         history.batch_train_acc.extend(h / n for h, n in zip(hits, sizes))
         train_seconds = time.perf_counter() - start
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}")
         bar.close()
 
-        test_acc = evaluate(model, data.test_images, data.test_labels, resolution=resolution)
+        test_acc = _accuracy(model, data.test_images, data.test_labels, resolution, rank, world)
         history.train_loss.append(loss_sum / seen)
         history.train_acc.append(correct / seen)
         history.test_acc.append(test_acc)
         if validation_size:
-            history.val_acc.append(evaluate(model, val_images, val_labels, resolution=resolution))
+            history.val_acc.append(_accuracy(model, val_images, val_labels, resolution, rank, world))
         history.images_per_s.append(seen / train_seconds)
         history.seconds.append(time.perf_counter() - start)
         history.lr.append(optimizer.param_groups[0]["lr"])
@@ -301,11 +327,11 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             print(f"epoch {epoch + 1}: loss {history.train_loss[-1]:.3f}, train acc {history.train_acc[-1]:.3f}, "
                   + (f"validation acc {history.val_acc[-1]:.3f}, " if validation_size else "")
                   + f"test acc {test_acc:.3f}, {history.images_per_s[-1]:,.0f} images/s")
-        if folder is not None:
+        if writer is not None:   # process 0
             began = time.perf_counter()
             if writing is not None:
                 written += writing.result()   # the previous checkpoint is on disk (or its error raised here)
-            state = _checkpoint_state(model, optimizer, plateau, scaler, history, shuffle, device)
+            state = checkpoint_state(model, optimizer, plateau, scaler, asdict(history), shuffle, device)
             writing = writer.submit(_write_checkpoint, folder, state)
             waited += time.perf_counter() - began
     if writer is not None:
@@ -321,6 +347,19 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     return history
 
 
+def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, resolution: int,
+              rank: int, world: int) -> float:
+    """``evaluate``; under torchrun each process counts the hits in its share of the images and
+    the counts are added up: the same accuracy as one process's, in 1/world of the time."""
+    if world == 1:
+        return evaluate(model, images, labels, resolution=resolution)
+    part = torch.arange(len(labels)).tensor_split(world)[rank]
+    accuracy = evaluate(model, images[part], labels[part], resolution=resolution) if len(part) else 0.0
+    hits = torch.tensor(round(accuracy * len(part)), device=next(model.parameters()).device)
+    distributed.add_up(hits)
+    return hits.item() / len(labels)
+
+
 def _say_projected_time(start: float, seen: int, to_train: int, device: torch.device) -> None:
     """After the first steps of a long run, how long the rest will take at this speed."""
     if device.type == "cuda":
@@ -331,28 +370,6 @@ def _say_projected_time(start: float, seen: int, to_train: int, device: torch.de
                    f"to go, at the speed of the first {seen:,} (evaluation not included)")
 
 
-def _checkpoint_state(model, optimizer, plateau, scaler, history: History, shuffle: torch.Generator,
-                      device: torch.device) -> dict:
-    """Everything a resumed run needs, copied to the CPU: weights, momentum, schedules, RNGs."""
-    state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(),
-                 plateau=plateau.state_dict() if plateau is not None else None,
-                 scaler=scaler.state_dict(), history=asdict(history),
-                 torch_rng=torch.get_rng_state(), shuffle_rng=shuffle.get_state(),
-                 cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
-    return _copy_to_cpu(state)
-
-
-def _copy_to_cpu(value):
-    """A copy of ``value`` with every tensor in it copied to the CPU (nested dicts and lists)."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _copy_to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copy_to_cpu(v) for v in value)
-    return value
-
-
 def _write_checkpoint(folder: Path, state: dict) -> float:
     """Write checkpoint.pt (keeping the one before as checkpoint.prev.pt) and history.json beside it.
     Returns the seconds it took."""
@@ -360,16 +377,3 @@ def _write_checkpoint(folder: Path, state: dict) -> float:
     save_checkpoint(folder, state)
     History(**state["history"]).save(folder / "history.json")
     return time.perf_counter() - start
-
-
-def machine_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and core count: what a run's history and a chapter's stamp record."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "")
-    except OSError:   # not Linux
-        pass
-    return f"{model or platform.processor() or platform.machine()}, {os.cpu_count()} cores"
