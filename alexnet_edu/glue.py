@@ -22,6 +22,10 @@ def glue(name: str, value) -> None:
     """Store ``value`` under ``name`` for the chapter's prose, without showing it in the output."""
     if not name.replace("_", "").isalnum():
         raise ValueError(f"glue name {name!r}: use letters, digits and underscores")
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        # a NumPy scalar or a 0-d tensor: its repr, np.float64(0.917), is not a number the
+        # prose's format spec ({glue:text}`name:.3f`) can read, so store the plain Python number
+        value = value.item()
     if _myst_nb_glue is not None:
         _myst_nb_glue(name, value, display=False)
     else:

@@ -147,6 +147,15 @@ def _classifier(in_features: int, hidden: int, num_classes: int, act: type[nn.Mo
     )
 
 
+def _middle_layers(in_channels: int, channels: int, count: int, act: type[nn.Module]) -> list[nn.Module]:
+    """``count`` 3x3 convolutions of ``channels`` maps, padding 1, each followed by ``act``: conv3, conv4."""
+    layers = []
+    for _ in range(count):
+        layers += [nn.Conv2d(in_channels, channels, kernel_size=3, padding=1), act()]
+        in_channels = channels
+    return layers
+
+
 def xavier_init(model: nn.Module) -> nn.Module:
     """d2l.ai's initialisation (``train_ch6``): Xavier-uniform weights in every Conv2d and Linear.
 
@@ -183,16 +192,22 @@ def alexnet(
     lrn: bool = False,
     overlap_pooling: bool = True,
     width: float = 1.0,
+    middle: int = 2,
 ) -> AlexNet:
     """AlexNet as d2l.ai teaches it: one tower, grey 224x224 input, 10 classes, 46,764,746 parameters,
     Xavier-initialised as d2l's training function does.
 
     ``image_size`` sets the input side the first Linear layer is sized for (224 px gives a 5x5x256
     map, so 6,400 inputs; 96 px gives 1x1x256, so 256). ``width`` scales every layer's channel and
-    unit count; ``lrn`` adds the paper's LRN after the first two ReLUs.
+    unit count; ``lrn`` adds the paper's LRN after the first two ReLUs. ``middle`` is the number of
+    3x3, 384-channel convolutions between conv2 and conv5 (conv3 and conv4: 2); with 0, conv5 reads
+    conv2's maps directly.
     """
+    if isinstance(middle, bool) or not isinstance(middle, int) or middle < 0:
+        raise ValueError(f"middle={middle!r}: give the number of 3x3 384-channel layers between conv2 and "
+                         f"conv5 as a whole number, 0 or more (AlexNet has 2: conv3 and conv4)")
     act = ACTIVATIONS[activation]
-    c1, c2, c3, c4, c5, hidden = (max(1, round(c * width)) for c in (96, 256, 384, 384, 256, 4096))
+    c1, c2, c3, c5, hidden = (max(1, round(c * width)) for c in (96, 256, 384, 256, 4096))
     features = nn.Sequential(
         # an nn.Conv2d that runs as a faster, equal space-to-depth convolution on CUDA
         SpaceToDepthConv2d(in_channels, c1, kernel_size=11, stride=4, padding=1), act(),
@@ -201,9 +216,8 @@ def alexnet(
         nn.Conv2d(c1, c2, kernel_size=5, padding=2), act(),
         *([LocalResponseNorm()] if lrn else []),
         _pool(overlap_pooling),
-        nn.Conv2d(c2, c3, kernel_size=3, padding=1), act(),
-        nn.Conv2d(c3, c4, kernel_size=3, padding=1), act(),
-        nn.Conv2d(c4, c5, kernel_size=3, padding=1), act(),
+        *_middle_layers(c2, c3, middle, act),
+        nn.Conv2d(c3 if middle else c2, c5, kernel_size=3, padding=1), act(),
         _pool(overlap_pooling),
     )
     side = _spatial_size(features, image_size)

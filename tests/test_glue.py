@@ -21,3 +21,15 @@ def test_with_myst_nb_the_value_goes_to_myst_nb_unseen(monkeypatch, capsys):
 def test_a_name_the_prose_cannot_refer_to_is_refused():
     with pytest.raises(ValueError, match="letters, digits and underscores"):
         glue_module.glue("lrn change", 1)
+
+
+def test_numpy_and_torch_scalars_are_stored_as_plain_numbers(monkeypatch):
+    import numpy as np
+    import torch
+    stored = []
+    monkeypatch.setattr(glue_module, "_myst_nb_glue", lambda name, value, display: stored.append(value))
+    glue_module.glue("a", np.float64(0.917))
+    glue_module.glue("b", torch.tensor(3))
+    glue_module.glue("c", np.int64(7))
+    assert stored == [0.917, 3, 7] and [type(v) for v in stored] == [float, int, int]
+    assert repr(stored[0]) == "0.917"     # what myst-nb's {glue:text} formats

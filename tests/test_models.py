@@ -133,6 +133,36 @@ def test_switches_change_the_network():
     assert n_params(half) < n_params(alexnet(image_size=96)) / 3
 
 
+
+def test_middle_sets_how_many_3x3_384_channel_layers_sit_between_conv2_and_conv5():
+    conv3 = 256 * 384 * 9 + 384          # reads conv2's 256 maps
+    conv4 = 384 * 384 * 9 + 384          # each further middle layer reads 384 maps
+    conv5, conv5_on_conv2 = 384 * 256 * 9 + 256, 256 * 256 * 9 + 256
+    assert conv4 == 1_327_488
+    default = n_params(alexnet())
+    assert n_params(alexnet(middle=2)) == default == 46_764_746
+    assert n_params(alexnet(middle=1)) == default - conv4 == 45_437_258
+    assert n_params(alexnet(middle=3)) == default + conv4 == 48_092_234
+    assert n_params(alexnet(middle=0)) == default - conv3 - conv4 - conv5 + conv5_on_conv2
+    for middle in (0, 1, 3):
+        table = summary(alexnet(middle=middle), (1, 1, 224, 224))
+        convs = table.loc[table["type"].str.endswith("Conv2d"), "output shape"].tolist()
+        # padding 1 keeps 12x12: only the number of layers changes, not the maps or fc6
+        assert convs == ["96x54x54", "256x26x26"] + ["384x12x12"] * middle + ["256x12x12"]
+        assert table.loc[table["type"] == "Linear", "output shape"].tolist() == ["4096", "4096", "10"]
+        assert alexnet(middle=middle)(torch.zeros(2, 1, 224, 224)).shape == (2, 10)
+    # at half width and 96 px, as the ablation chapters train
+    half = alexnet(image_size=96, width=0.5, middle=3)
+    assert half(torch.zeros(2, 1, 96, 96)).shape == (2, 10)
+    assert n_params(half) == n_params(alexnet(image_size=96, width=0.5)) + 192 * 192 * 9 + 192
+
+
+@pytest.mark.parametrize("middle", [-1, 1.5, True, "2"])
+def test_middle_must_be_a_whole_number_of_layers(middle):
+    with pytest.raises(ValueError, match=r"whole number, 0 or more \(AlexNet has 2"):
+        alexnet(middle=middle)
+
+
 def test_paper_initialisation():
     torch.manual_seed(0)
     model = alexnet_paper()
