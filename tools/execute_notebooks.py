@@ -41,8 +41,8 @@ from notebook_stamp import KEY, code_hash, stamp_of  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 # most important first: with a tight budget, these are the ones that get their outputs
-ORDER = ["training", "lenet_vs_alexnet", "architecture", "inside", "relu", "dropout", "pooling", "lrn",
-         "augmentation", "two_gpus", "before_deep_learning"]
+ORDER = ["training", "lenet_vs_alexnet", "architecture", "inside", "relu", "dropout", "pooling", "depth", "lrn",
+         "augmentation", "two_gpus", "before_deep_learning", "finetuning"]
 PROFILES = ["full", "small-gpu", "cpu", "smoke"]
 
 

@@ -47,8 +47,9 @@ rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 # glued prose waits on branch pending-gpu-training-relu-lenet (merge it first), then Looking inside
 # (its explorer cell hangs under nbclient there: the runner now prints where). Seconds measured there.
 # Depth (new, nine runs): its 300 s is an estimate from Pooling's runs, not a measurement.
-CHAPTERS=${CHAPTERS:-lrn depth training relu lenet_vs_alexnet inside}
-EXPECT=${EXPECT:-lrn=400 depth=300 training=85 relu=185 lenet_vs_alexnet=80 inside=70}
+# Pre-training and fine-tuning (new): its 240 s is a guess (42 short runs of 20,000 examples, probes), not a measurement.
+CHAPTERS=${CHAPTERS:-lrn depth training relu lenet_vs_alexnet inside finetuning}
+EXPECT=${EXPECT:-lrn=400 depth=300 training=85 relu=185 lenet_vs_alexnet=80 inside=70 finetuning=240}
 step "the chapters in the smoke profile, on the GPU (outputs thrown away): $CHAPTERS"
 wanted smoke && timeout 120 python3 tools/execute_notebooks.py --profile smoke --jobs 8 --budget ${SMOKE_BUDGET:-100} \
   --default-seconds 30 --out-dir /tmp/smoke --failed-dir build/failed-smoke $(for c in $CHAPTERS; do echo "book/$c.ipynb"; done)
