@@ -158,20 +158,22 @@ def linear_probe(model: nn.Module, data: FashionMNIST, resolution: int, layer: s
     """Test accuracy of a logistic regression (standardised inputs, scikit-learn's default L2 penalty)
     trained on one frozen layer's features of ``data``'s training images: how much of the new task
     that layer already separates, with nothing in the network trained."""
-    train_x = layer_features(model, data.train_images, resolution, layer)
-    test_x = layer_features(model, data.test_images, resolution, layer)
+    return _logistic_regression(layer_features(model, data.train_images, resolution, layer),
+                                layer_features(model, data.test_images, resolution, layer), data)
+
+
+def pixel_probe(data: FashionMNIST) -> float:
+    """The same logistic regression on the raw 8x8 pixels: what the task needs without any network."""
+    return _logistic_regression(data.train_images.flatten(1).float(), data.test_images.flatten(1).float(), data)
+
+
+def _logistic_regression(train_x: torch.Tensor, test_x: torch.Tensor, data: FashionMNIST) -> float:
+    """Test accuracy of a logistic regression fitted to ``train_x`` and ``data``'s training labels."""
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     with warnings.catch_warnings():    # thousands of features and 20 images: lbfgs may stop early
         warnings.simplefilter("ignore", category=UserWarning)
         probe.fit(train_x.numpy(), data.train_labels.cpu().numpy())
     return float(probe.score(test_x.numpy(), data.test_labels.cpu().numpy()))
-
-
-def pixel_probe(data: FashionMNIST) -> float:
-    """The same logistic regression on the raw 8x8 pixels: what the task needs without any network."""
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    probe.fit(data.train_images.flatten(1).float().numpy(), data.train_labels.numpy())
-    return float(probe.score(data.test_images.flatten(1).float().numpy(), data.test_labels.numpy()))
 
 
 def compare(task: FashionMNIST, profile: Profile, sizes: tuple[int, ...], *, scratch: Callable[[], nn.Module],
