@@ -41,7 +41,7 @@ from .data import MEAN, STD, FashionMNIST, to_model_input, validation_split
 from .models import AlexNet, alexnet
 from .profiles import Profile
 from .reference import load_conv_weights
-from .train import default_device, evaluate, fit
+from .train import default_device, fit
 
 __all__ = ["DIGITS", "PLANS", "GreyToImageNet", "ImageNetAlexNet", "Plan", "compare", "fine_tune", "from_scratch",
            "imagenet_alexnet", "layer_features", "linear_probe", "load_digits_task", "pixel_probe",
@@ -112,9 +112,9 @@ def pretrained_network(conv_weights: str | os.PathLike, resolution: int, num_cla
 
 def from_scratch(model: nn.Module, data: FashionMNIST, profile: Profile, images: int, seed: int = 0) -> float:
     """Train a fresh ``model`` on ``data`` for about ``images`` examples; its test accuracy."""
-    fit(model, repeat_to(data, images), profile=profile, epochs=1, seed=seed, progress=False,
-        describe=False, live_plot=False)
-    return evaluate(model, data.test_images, data.test_labels, resolution=profile.resolution)
+    history = fit(model, repeat_to(data, images), profile=profile, epochs=1, seed=seed, progress=False,
+                  describe=False, live_plot=False)
+    return history.test_acc[-1]     # fit tests the trained model on data's test images
 
 
 def fine_tune(model: nn.Module, data: FashionMNIST, profile: Profile, images: int, seed: int = 0) -> float:
@@ -126,9 +126,9 @@ def fine_tune(model: nn.Module, data: FashionMNIST, profile: Profile, images: in
     model.features.requires_grad_(False)     # SGD skips parameters without gradients
     fit(model, half, profile=profile, epochs=1, seed=seed, progress=False, describe=False, live_plot=False)
     model.features.requires_grad_(True)
-    fit(model, half, profile=profile, epochs=1, lr=profile.lr / 10, seed=seed, progress=False,
-        describe=False, live_plot=False)
-    return evaluate(model, data.test_images, data.test_labels, resolution=profile.resolution)
+    history = fit(model, half, profile=profile, epochs=1, lr=profile.lr / 10, seed=seed, progress=False,
+                  describe=False, live_plot=False)
+    return history.test_acc[-1]
 
 
 @torch.no_grad()
