@@ -8,14 +8,15 @@
 
 PYTHON ?= python3
 BUDGET ?= 540
-JOBS   ?= 2
+JOBS   ?= 1
 VENV   := .venv
 PY     := $(VENV)/bin/python
 VENDOR := book/_vendor
+AXE    := build/axe/node_modules/axe-core/axe.min.js
 
 .PHONY: setup system book test notebooks gpu-notebooks benchmark clean
 
-setup: system $(VENV)/.installed $(VENDOR)/.installed
+setup: system $(VENV)/.installed $(VENDOR)/.installed $(AXE)
 
 # Debian packages: the dataset and, for the browser test, Chromium. Skipped where there is no
 # apt-get or no root: the data is then downloaded by torchvision, and the browser test says what is missing.
@@ -28,7 +29,7 @@ system:
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[book,test,d2l]"
+	$(PY) -m pip install -q -e ".[book,test,d2l,grade]"
 	$(PY) -m pip install -q --no-deps d2l==1.0.3
 	touch $@
 
@@ -43,6 +44,12 @@ $(VENDOR)/.installed:
 	cp build/npm/node_modules/requirejs/require.js $(VENDOR)/require.js
 	cp -r build/npm/node_modules/mathjax/es5 $(VENDOR)/mathjax
 	touch $@
+
+# axe-core, the accessibility rules the browser test runs on every page (WCAG 2 A and AA); not
+# part of the website.
+$(AXE):
+	mkdir -p build/axe
+	cd build/axe && npm install --no-audit --no-fund --silent axe-core@4.14.1
 
 book: setup
 	$(VENV)/bin/jupyter-book build --all -W -n --keep-going book

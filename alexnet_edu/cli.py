@@ -1,9 +1,11 @@
-"""The ``alexnet-edu`` command: ``data``, ``train``, ``summary`` and ``handout``.
+"""The ``alexnet-edu`` command: ``data``, ``train``, ``summary``, ``handout`` and ``assignment``.
 
     alexnet-edu data                                  # where Fashion-MNIST is; checks it loads
     alexnet-edu train --model alexnet --profile full --out runs/full [--resume]
     alexnet-edu summary --model alexnet_paper
     alexnet-edu handout --out handouts book/*.ipynb   # the chapters without solutions, for students
+    alexnet-edu assignment architecture --out assignments/architecture   # graded with otter-grader
+    alexnet-edu grade --autograder ZIP --out grades submissions/   # otter run on each, one grade table
 """
 
 from __future__ import annotations
@@ -93,6 +95,40 @@ def cmd_handout(args) -> None:
         print(f"{path}: {count_solutions(nb)} solution(s) taken out, outputs cleared -> {out / path.name}")
 
 
+def cmd_assignment(args) -> None:
+    try:   # only this command needs otter-grader: pip install "alexnet-edu[grade]"
+        from .assignment import load_grading, write_assignment
+    except ImportError as exc:
+        raise SystemExit(f"alexnet-edu assignment needs otter-grader ({exc}): pip install 'alexnet-edu[grade]'")
+
+    chapter = Path(args.chapter)
+    if chapter.suffix != ".ipynb":
+        chapter = Path(args.book) / f"{args.chapter}.ipynb"
+    labels = args.exercises.split(",") if args.exercises else None
+    if not chapter.exists():
+        raise SystemExit(f"alexnet-edu: no chapter {chapter}")
+    try:
+        grading = load_grading(chapter.stem).select(labels)
+        paths = write_assignment(chapter, Path(args.out), labels)
+    except ValueError as exc:
+        raise SystemExit(f"alexnet-edu: {exc}")
+    auto = sum(e.points for e in grading.exercises.values())
+    print(f"{chapter.stem}: {len(grading.exercises)} exercise(s), {auto:g} point(s) autograded, "
+          f"{grading.total - auto:g} graded by hand")
+    for which, path in paths.items():
+        print(f"  {which:10} {path}")
+
+
+def cmd_grade(args) -> None:
+    from .assignment import grade_folder
+
+    submissions = [p for path in map(Path, args.submissions)
+                   for p in (sorted(path.glob("*.ipynb")) if path.is_dir() else [path])]
+    table = grade_folder(Path(args.autograder), submissions, Path(args.out))
+    print(table.to_string(index=False))
+    print(f"grades in {Path(args.out) / 'final_grades.csv'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alexnet-edu", description="AlexNet on Fashion-MNIST, from the alexnet-edu book")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="+", help="the chapters, e.g. book/*.ipynb")
     p.add_argument("--out", required=True, help="folder for the copies (not the chapters' own folder)")
     p.set_defaults(func=cmd_handout)
+
+    p = sub.add_parser("assignment", help="a graded assignment (otter-grader): student notebook, autograder zip, solutions")
+    p.add_argument("chapter", help="a chapter's name (architecture) or notebook (book/architecture.ipynb)")
+    p.add_argument("--exercises", help="comma-separated exercise labels (default: all the chapter's)")
+    p.add_argument("--out", required=True, help="folder for student/, autograder/ and solutions/ (replaced)")
+    p.add_argument("--book", default="book", help="where the chapters are when CHAPTER is a name (default: book)")
+    p.set_defaults(func=cmd_assignment)
+
+    p = sub.add_parser("grade", help="grade submitted notebooks with an autograder zip, without Docker (otter run)")
+    p.add_argument("submissions", nargs="+", help="notebooks, or folders of them")
+    p.add_argument("--autograder", required=True, help="the zip `alexnet-edu assignment` wrote")
+    p.add_argument("--out", required=True, help="folder for final_grades.csv")
+    p.set_defaults(func=cmd_grade)
 
     args = parser.parse_args(argv)
     try:

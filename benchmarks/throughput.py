@@ -27,7 +27,7 @@ from alexnet_edu.d2l_pipeline import d2l_loaders
 from alexnet_edu.data import batches, load_fashion_mnist
 from torch import nn
 
-from alexnet_edu.models import alexnet
+from alexnet_edu.models import LocalResponseNorm, alexnet
 from alexnet_edu.train import autocast_for, default_device, grad_scaler_for, precision_name
 
 
@@ -51,13 +51,19 @@ def time_data(make_iter, n: int, device: torch.device) -> float:
 
 
 def time_training(make_iter, n: int, device: torch.device, *, channels_last: bool, amp: bool,
-                  fused: bool, autotune: bool, compile: bool = False, space_to_depth: bool = True) -> float:
+                  fused: bool, autotune: bool, compile: bool = False, space_to_depth: bool = True,
+                  lrn: bool = False, compile_lrn: bool = False) -> float:
     """Images/s of ``n`` SGD steps on a fresh AlexNet fed by ``make_iter``, after one warm-up step
-    (which is also when cuDNN autotunes and ``torch.compile`` compiles)."""
+    (which is also when cuDNN autotunes and ``torch.compile`` compiles). ``lrn=True`` adds the paper's
+    LRN after conv1 and conv2 (as the LRN chapter trains); ``compile_lrn`` compiles only its arithmetic."""
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = autotune
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    model = alexnet()
+    model = alexnet(lrn=lrn)
+    if compile_lrn:   # one fused kernel for LRN's dozen elementwise passes, instead of one kernel each
+        for module in model.modules():
+            if isinstance(module, LocalResponseNorm):
+                module._normalise = torch.compile(module._normalise)
     if not space_to_depth:   # conv1 as the plain 11x11, stride-4 convolution
         plain = nn.Conv2d(1, 96, kernel_size=11, stride=4, padding=1)
         plain.load_state_dict(model.features[0].state_dict())
@@ -177,6 +183,8 @@ def main() -> None:
                     ("fp32, not mixed precision", dict(as_fit, amp=False)),
                     ("SGD not fused (foreach)", dict(as_fit, fused=False)),
                     ("with cuDNN autotuning", dict(as_fit, autotune=True)),
+                    ("with LRN (the LRN chapter)", dict(as_fit, lrn=True)),
+                    ("with LRN, LRN compiled", dict(as_fit, lrn=True, compile_lrn=True)),
                     *([] if args.no_compile else [("with torch.compile", dict(as_fit, compile=True))])]
         print(f"\n{'our training, one change':<30}{'images/s':>10}{'vs fit':>9}")
         print(f"{'as fit() runs it':<30}{t_ours:>10,.0f}{1:>8.2f}x")

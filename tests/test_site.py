@@ -3,7 +3,8 @@
 Checks what a reader sees: the page title, typeset math (MathJax ran, served from the site itself),
 every figure present, each saved widget (progress bars, explorers) drawn once from its saved state,
 long printed lines wrapped, code that fits its cell without a scroll bar at 1280 px, folded
-solutions and the Colab button. Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
+solutions, the Colab button, and no WCAG 2 A/AA violation that axe-core finds on any page (with every
+control reachable by keyboard). Screenshots go to book/_build/screenshots/ for a person (or CI artifact) to look at.
 """
 
 import functools
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,38 @@ def test_code_needs_no_scroll_bar_on_a_laptop_screen(site, name):
     overflow = [int(v) for v in re.search(r'id="code-overflow">([^<]*)<', dom).group(1).split()]
     assert overflow, "no code cells found on the page"
     assert max(overflow) <= 0, f"code wider than its cell at 1280 px (px per cell): {overflow}"
+
+
+# axe-core (npm, `make setup` puts it in build/axe/) runs in the page once it has loaded and its
+# widgets are drawn, with the WCAG 2.0 and 2.1 A and AA rules, and writes what it found into the
+# page; so does a check that every control of the animations and widgets can be reached with Tab.
+AXE = ROOT / "build" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+RUN_AXE = """<script src="axe.min.js"></script>
+<script>window.addEventListener("load", () => setTimeout(() => {
+  const controls = ".animation button, .animation input, .widget-subarea input, .widget-subarea button, [role=slider]";
+  const unreachable = [...document.querySelectorAll(controls)].filter((e) => e.tabIndex < 0).map((e) => e.outerHTML.slice(0, 80));
+  axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}).then((results) => {
+    const out = document.createElement("pre");
+    out.id = "axe-results";
+    out.textContent = JSON.stringify({unreachable, violations: results.violations.map((v) => ({
+      rule: v.id, impact: v.impact, help: v.help, where: v.nodes.slice(0, 3).map((n) => n.html.slice(0, 100))}))});
+    document.body.appendChild(out);
+  });
+}, 1000));</script>"""
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_passes_axe_core_wcag_2_a_and_aa(site, name):
+    browser, url, html = site
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: run `make setup` (npm install axe-core into build/axe/)")
+    shutil.copy(AXE, html / "axe.min.js")
+    copy = html / f"axe-{name}.html"
+    copy.write_text((html / f"{name}.html").read_text().replace("</body>", RUN_AXE + "</body>"))
+    dom = run_chromium(browser, "--window-size=1280,2000", "--dump-dom", f"{url}/{copy.name}").stdout
+    found = re.search(r'<pre id="axe-results">(.*?)</pre>', dom, re.S)
+    assert found, "axe-core did not finish within the page's time budget"
+    results = json.loads(unescape(found.group(1)))
+    assert not results["unreachable"], f"controls that Tab cannot reach: {results['unreachable']}"
+    assert not results["violations"], "WCAG 2 A/AA violations:\n" + "\n".join(
+        f"{v['rule']} ({v['impact']}): {v['help']}, e.g. {v['where']}" for v in results["violations"])

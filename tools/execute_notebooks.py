@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
+import faulthandler
 import math
 import os
 import re
@@ -186,6 +187,8 @@ async def execute(chapter: Chapter, args, env: dict, where: tuple[str, str], tor
     except Exception as error:   # a cell raised, timed out, or the kernel died
         if chapter.interrupted:
             return
+        if type(error).__name__ == "CellTimeoutError":   # hung: say where, in the kernel and in this process
+            print_stacks(chapter)
         chapter.result, chapter.seconds = "failed", time.monotonic() - start
         failed = args.failed_dir / f"{chapter.name}.failed.ipynb"
         write_atomically(notebook, failed)
@@ -212,11 +215,24 @@ def save_interrupted(chapter: Chapter, failed_dir: Path) -> None:
     if client is None:
         return
     write_atomically(client.nb, failed_dir / f"{chapter.name}.interrupted.ipynb")
-    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    print_stacks(chapter)
+
+
+def print_stacks(chapter: Chapter) -> None:
+    """Where a chapter stopped: every thread of its kernel (SIGABRT makes faulthandler print them),
+    then this runner's threads and asyncio tasks (a kernel idle while nbclient still waits points at
+    the client side, as in jupyter/nbclient#312)."""
+    client = chapter.client
+    process = getattr(getattr(getattr(client, "km", None), "provisioner", None), "process", None)
     if process is not None and process.poll() is None:
         log(f"{chapter.name}: stacks of its kernel's threads, where it was stopped:")
         process.send_signal(signal.SIGABRT)
         time.sleep(1)
+    log(f"{chapter.name}: this runner's threads and tasks meanwhile:")
+    faulthandler.dump_traceback(all_threads=True)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=8)
+    sys.stderr.flush()
 
 
 async def execute_all(chapters: list[Chapter], args, deadline: float) -> None:

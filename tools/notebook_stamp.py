@@ -5,7 +5,9 @@ machine, the torch version, how long the execution took, how many chapters ran a
 when, and ``code``: a hash of the notebook's code cells and of the package modules they import,
 directly or through other modules. Prose (markdown) and outputs are left out, so editing a
 chapter's text does not make its outputs stale; changing its code, or a module it runs, does. A module no chapter imports (the command line, the handouts) can
-change without sending every chapter back to the GPU.
+change without sending every chapter back to the GPU. Nor does the Colab setup cell (the first code
+cell, starting ``# Setup:``), which does nothing anywhere else: pointing it at a new release
+(tools/set_release.py) leaves every chapter's outputs current.
 """
 
 from __future__ import annotations
@@ -48,14 +50,19 @@ def imported_modules(notebook, package: Path = PACKAGE) -> list[Path]:
     return sorted(package / f"{name}.py" for name in found)
 
 
+def is_colab_setup(cell) -> bool:
+    return cell_source(cell).startswith("# Setup:")
+
+
 def code_hash(notebook, package: Path = PACKAGE) -> str:
-    """sha256 over the package modules the notebook runs (sorted by name) and its code-cell sources."""
+    """sha256 over the package modules the notebook runs (sorted by name) and its code-cell sources,
+    the Colab setup cell left out."""
     digest = hashlib.sha256()
     for path in imported_modules(notebook, package):
         digest.update(f"file {path.name}\n".encode())
         digest.update(path.read_bytes())
     for cell in notebook["cells"]:
-        if cell["cell_type"] == "code":
+        if cell["cell_type"] == "code" and not is_colab_setup(cell):
             digest.update(b"\ncell\n")
             digest.update(cell_source(cell).encode())
     return digest.hexdigest()
