@@ -134,7 +134,10 @@ def markdown(source: str, cell_id: str) -> nbformat.NotebookNode:
 
 
 def with_grader(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """otter's grader after the setup cell, the export cell at the end."""
+    """otter's grader after the setup cell, the export cell at the end. In Colab the setup cell also
+    installs otter-grader (the ``grade`` extra), which ``import otter`` needs."""
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    setup.source = setup.source.replace('"alexnet-edu[d2l] @ {url}"', '"alexnet-edu[d2l,grade] @ {url}"')
     nb.cells.insert(2, code(INIT, "otter-init"))
     nb.cells.append(markdown("## Hand in\n\nRun every cell from the top, save, then run the cell below.",
                              "otter-export-text"))
@@ -249,8 +252,8 @@ def write_assignment(chapter: Path, out: Path, labels: list[str] | None = None) 
     """The student folder, the autograder zip and the solutions folder for ``chapter``."""
     grading = load_grading(chapter.stem).select(labels)
     nb = nbformat.read(chapter, as_version=4)
-    if out.exists():
-        shutil.rmtree(out)
+    for folder in ("student", "autograder", "solutions"):   # what an earlier run wrote here; nothing else
+        shutil.rmtree(out / folder, ignore_errors=True)
     paths = {"student": out / "student" / chapter.name, "solutions": out / "solutions" / chapter.name,
              "autograder": out / "autograder" / f"{chapter.stem}-autograder.zip"}
     for which, notebook, hidden in (("student", student_notebook(nb, grading), False),

@@ -95,11 +95,17 @@ def cmd_handout(args) -> None:
         print(f"{path}: {count_solutions(nb)} solution(s) taken out, outputs cleared -> {out / path.name}")
 
 
+def need_otter(command: str) -> None:
+    """Stop with what to install, before anything is written, when otter-grader is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("otter") is None:
+        raise SystemExit(f"alexnet-edu {command} needs otter-grader: pip install 'alexnet-edu[grade]'")
+
+
 def cmd_assignment(args) -> None:
-    try:   # only this command needs otter-grader: pip install "alexnet-edu[grade]"
-        from .assignment import load_grading, write_assignment
-    except ImportError as exc:
-        raise SystemExit(f"alexnet-edu assignment needs otter-grader ({exc}): pip install 'alexnet-edu[grade]'")
+    need_otter("assignment")
+    from .assignment import load_grading, write_assignment
 
     chapter = Path(args.chapter)
     if chapter.suffix != ".ipynb":
@@ -120,6 +126,7 @@ def cmd_assignment(args) -> None:
 
 
 def cmd_grade(args) -> None:
+    need_otter("grade")
     from .assignment import grade_folder
 
     submissions = [p for path in map(Path, args.submissions)

@@ -3,9 +3,9 @@
 A sentence such as "LRN changed test accuracy by {glue:text}`lrn_change:+.2f` points" reads its
 number from the page's last execution, so re-running a chapter cannot leave its prose behind. This
 is myst-nb's ``glue`` (https://myst-nb.readthedocs.io/en/latest/render/glue.html), which the
-website build installs. Where myst-nb is not installed (Colab, a laptop with only the package),
-``glue`` does nothing: the glued values only matter to the website, and a student sees the same
-numbers in the cell outputs above the sentence.
+website build installs. Where myst-nb is not installed (Colab, a laptop with only the package), the
+prose shows the role itself, ``{glue:text}`lrn_change:+.2f```, so ``glue`` prints the value under
+its name instead, in the output of the cell that computed it.
 """
 
 from __future__ import annotations
@@ -24,3 +24,5 @@ def glue(name: str, value) -> None:
         raise ValueError(f"glue name {name!r}: use letters, digits and underscores")
     if _myst_nb_glue is not None:
         _myst_nb_glue(name, value, display=False)
+    else:
+        print(f"{name} = {value}")   # what the text's {glue:text}`{name}` stands for

@@ -169,6 +169,9 @@ def test_the_command_writes_student_copy_public_tests_autograder_and_solutions(a
         assert config["plugins"] == ["alexnet_edu.otter_plugin.SmokeProfile"]
         assert re.search(r"alexnet-edu\[grade\]( @ git\+https://github.com/\S+@[0-9a-f]{40}|==\S+)",
                          z.read("environment.yml").decode())
+    student = nbformat.read(architecture / "student" / "architecture.ipynb", as_version=4)
+    setup, init = [c.source for c in student.cells if c.cell_type == "code"][:2]
+    assert '"alexnet-edu[d2l,grade] @ {url}"' in setup and "import otter" in init   # in Colab too
 
 
 ANSWERS = {   # a made-up student's right answers, each a cell of its own
@@ -197,6 +200,7 @@ def submission(path, answers):
     return path
 
 
+@pytest.mark.timeout(900)   # a notebook execution that never returns fails here, not CI as a whole
 def test_otter_grades_a_folder_of_five_submissions(architecture, tmp_path):
     """The chapter's own solutions, the blank student copy (both executed in full, smoke profile) and
     three made-up submissions with one wrong answer each, graded with otter run into one table."""
@@ -222,6 +226,7 @@ def test_otter_grades_a_folder_of_five_submissions(architecture, tmp_path):
 
 
 @pytest.mark.skipif(not os.environ.get("ALEXNET_EDU_GRADE_ALL"), reason="set ALEXNET_EDU_GRADE_ALL=1 (minutes)")
+@pytest.mark.timeout(1800)
 @pytest.mark.parametrize("name", GRADED)
 def test_the_chapters_solutions_earn_every_point_and_its_blank_copy_none(name, tmp_path):
     """Executes the chapter twice in the smoke profile: its solutions, then the blank student copy."""

@@ -168,3 +168,15 @@ def test_kernel_explorer_shows_conv1_through_the_models_own_activation(images):
     torch.testing.assert_close(shown, expected)
     assert (shown < 0).any(), "tanh maps keep their negative values"
     plt.close("all")
+
+
+def test_without_widgets_an_explorer_draws_its_first_view_once(model, images, monkeypatch):
+    """What an autograder gets (ALEXNET_EDU_NO_WIDGETS=1): no widget, the first layer's maps drawn."""
+    monkeypatch.setenv("ALEXNET_EDU_NO_WIDGETS", "1")
+    pictures, labels = images
+    plt.close("all")
+    assert feature_map_explorer(model, pictures, labels, CLASSES, 96) is None
+    assert len(plt.get_fignums()) == 1
+    titles = [ax.get_title() for ax in plt.figure(plt.get_fignums()[0]).axes if ax.get_title().startswith("conv")]
+    assert sorted(titles, key=lambda t: int(t.split("#")[1])) == [f"conv1 #{c}" for c in range(16)]
+    plt.close("all")

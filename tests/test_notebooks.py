@@ -159,7 +159,8 @@ def test_the_prose_quotes_only_figures_its_outputs_produce(path):
             if "{cite" in paragraph:
                 continue
             for match in RESULT.finditer(prose_without_code_or_math(paragraph)):
-                if not all(n in produced for n in re.findall(NUMBER, match.group(1).replace(",", ""))):
+                numbers = re.findall(NUMBER, match.group(1).replace(",", ""))
+                if not all(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", produced) for n in numbers):
                     orphans.append(f"{match.group(1)!r} in: {' '.join(paragraph.split())[:90]}...")
     assert not orphans, "figures no output on the page produces (glue them):\n" + "\n".join(orphans)
 
@@ -172,6 +173,13 @@ def test_the_prose_quotes_rule_catches_an_unproduced_figure(tmp_path):
     path.write_text(json.dumps(notebook))
     with pytest.raises(AssertionError, match=r"'1.5'(.|\n)*'2.1'"):
         test_the_prose_quotes_only_figures_its_outputs_produce(path)
+    # a figure counts as produced only as a whole number: "3" is not in "0.913 (312.15 s)"
+    notebook["cells"][0]["source"] = ["It took 3 points and 2.1x as long."]
+    notebook["cells"][1]["outputs"] = [{"text": ["test acc 0.913 (312.15 s)"]}]
+    path.write_text(json.dumps(notebook))
+    with pytest.raises(AssertionError, match=r"'3'(.|\n)*'2.1'"):
+        test_the_prose_quotes_only_figures_its_outputs_produce(path)
+    notebook["cells"][1]["outputs"] = [{"text": ["test acc 0.917"]}]
     notebook["cells"][0]["source"] = ["LRN cost {glue:text}`lrn_cost:.1f` points; 0.917."]
     path.write_text(json.dumps(notebook))
     test_the_prose_quotes_only_figures_its_outputs_produce(path)

@@ -13,6 +13,7 @@ import json
 
 from docutils import nodes
 from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
 
 HELD_BACK = "figure_name_of_image"   # where the label waits, in the notebook read for the build
 
@@ -45,6 +46,9 @@ def holds_an_image(figure):
                for node in figure.findall(nodes.container))
 
 
+logger = logging.getLogger(__name__)
+
+
 class OneFigurePerCell(SphinxTransform):
     default_priority = 200   # before Sphinx numbers the figures (AutoNumbering, 210)
 
@@ -54,7 +58,11 @@ class OneFigurePerCell(SphinxTransform):
                  and HELD_BACK in node.get("cell_metadata", {}).get("mystnb", {})]
         for cell in cells:
             figures = list(cell.findall(nodes.figure))
-            kept = next(figure for figure in figures if holds_an_image(figure))
+            kept = next((figure for figure in figures if holds_an_image(figure)), None)
+            if kept is None:   # no image among its outputs (cleared, or drawn as a widget): leave it
+                logger.warning(f"a figure cell ({cell['cell_metadata']['mystnb'][HELD_BACK]}) has no image "
+                               "output to caption", location=cell)
+                continue
             for figure in figures:
                 if figure is not kept:
                     figure.replace_self([c for c in figure.children if not isinstance(c, nodes.caption)])
