@@ -14,9 +14,11 @@ def plot_history(history, axes=None, label: str = "", style: str = "-"):
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = range(1, history.epochs + 1)
     prefix = f"{label} " if label else ""
-    axes[0].plot(epochs, history.train_loss, style, marker="o", label=f"{prefix}train loss")
-    axes[1].plot(epochs, history.train_acc, style, marker="o", label=f"{prefix}train acc")
-    axes[1].plot(epochs, history.test_acc, style, marker="s", label=f"{prefix}test acc")
+    # Fixed colours, the same for every run drawn on these axes (a second run differs by its style):
+    # blue and orange stay apart for colour-blind readers, and the markers in greyscale.
+    axes[0].plot(epochs, history.train_loss, style, marker="o", color="tab:blue", label=f"{prefix}train loss")
+    axes[1].plot(epochs, history.train_acc, style, marker="o", color="tab:blue", label=f"{prefix}train acc")
+    axes[1].plot(epochs, history.test_acc, style, marker="s", color="tab:orange", label=f"{prefix}test acc")
     axes[0].set(xlabel="epoch", ylabel="cross-entropy")
     axes[1].set(xlabel="epoch", ylabel="accuracy")
     for ax in axes:
