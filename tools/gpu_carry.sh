@@ -25,5 +25,9 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   jsonschema-specifications referencing rpds-py prompt_toolkit wcwidth jedi parso decorator pexpect \
   ptyprocess stack_data executing asttokens pure_eval ipywidgets widgetsnbextension \
   jupyterlab_widgets d2l==1.0.3 myst-nb docutils pygments attrs
+# ipykernel 6, which gpu_session.sh tries in place of 7.4 (Looking inside stalled under 7.4 there)
+mkdir -p .carry/k6
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 -d .carry/k6 ipykernel==6.29.5
 cp /usr/share/datasets/fashion-mnist/*.gz .carry/data/
 du -sh .carry/wheels .carry/data

@@ -31,6 +31,17 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .carry/wheels/*.whl 2>&1 | grep -v WARNING
 export PYTHONPATH=/tmp/site:$PWD ALEXNET_EDU_DATA=$PWD/.carry/data PYTHONUNBUFFERED=1
+# ipykernel 6 (.carry/k6) in place of 7.4, where a kernel starts with it: Looking inside's execution
+# stalled under 7.4 with the kernel idle (see README); else 7.4 stays.
+if ls .carry/k6/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/k6 .carry/k6/*.whl 2>&1 | grep -v WARNING
+  PYTHONPATH=/tmp/k6:$PYTHONPATH timeout 60 python3 -c '
+import nbformat, nbclient
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ipykernel; print(ipykernel.__version__)")])
+nbclient.NotebookClient(nb, timeout=50, kernel_name="python3").execute()
+print("kernel check: ipykernel", nb.cells[0].outputs[0]["text"].strip())' && export PYTHONPATH=/tmp/k6:$PYTHONPATH \
+    || echo "kernel check failed: ipykernel 7.4 stays"
+fi
 
 step "GPU tests: space-to-depth conv1 on CUDA, resume on CUDA"
 wanted tests && timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_space_to_depth.py tests/test_train.py
