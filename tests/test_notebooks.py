@@ -101,7 +101,7 @@ def test_code_fits_the_website_column(path):
 # Chapters whose committed outputs still come from the `cpu` profile: each waits for a GPU session
 # (`make gpu-notebooks`, see README.md), most important first. Remove a chapter from this list when
 # its full-profile outputs are committed; the test below fails until you do.
-AWAITING_GPU = ["inside", "lrn", "depth", "finetuning"]
+AWAITING_GPU = ["inside", "lrn"]
 
 
 def stamp(path):
