@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -266,22 +267,49 @@ def write_assignment(chapter: Path, out: Path, labels: list[str] | None = None) 
     return paths
 
 
-def grade_folder(autograder: Path, submissions: list[Path], out: Path):
+def grade_folder(autograder: Path, submissions: list[Path], out: Path, jobs: int = 1):
     """Grade each submission with ``otter run`` (no Docker; the packages must be installed here) and
-    write otter's grade table, ``final_grades.csv``, to ``out``; the table."""
+    write otter's grade table, ``final_grades.csv``, to ``out``; the table. With ``jobs`` > 1,
+    that many submissions are graded at once, each with its share of the CPU cores."""
     from otter.grade.utils import merge_scores_to_df
-    from otter.run import main as otter_run
-    from otter.test_files import GradingResults
 
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs}: grade at least one submission at a time")
     out.mkdir(parents=True, exist_ok=True)
-    scores = []
-    for submission in submissions:
-        try:
-            results = otter_run(str(submission), autograder=str(autograder), output_dir=None, no_logo=True)
-        except Exception as exc:   # one submission otter cannot grade: a row that says why, not a crash
-            results = GradingResults.without_results(exc)
-        results.file = submission.name
-        scores.append(results)
+    work = [(str(submission), str(autograder)) for submission in submissions]
+    jobs = min(jobs, len(work))
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
+                                 initializer=_use_threads, initargs=(threads,)) as pool:
+            scores = list(pool.map(_grade_one, *zip(*work)))
+    else:
+        scores = [_grade_one(*args) for args in work]
     table = merge_scores_to_df(scores)
     table.to_csv(out / "final_grades.csv", index=False)
     return table
+
+
+def _use_threads(threads: int) -> None:
+    """In a grading process: the kernels it starts run PyTorch with ``threads`` threads. More threads
+    than cores, as when several kernels each take them all, slow every one of them down many times."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+
+
+def _grade_one(submission: str, autograder: str):
+    """otter run on one submission: its GradingResults (without the executed notebook), or, when otter
+    cannot grade it, results that say why, so that it gets a row rather than stopping the others."""
+    from otter.run import main as otter_run
+    from otter.test_files import GradingResults
+
+    try:
+        results = otter_run(submission, autograder=autograder, output_dir=None, no_logo=True)
+        results.notebook = None
+    except Exception as exc:
+        results = GradingResults.without_results(exc)
+    results.file = Path(submission).name
+    return results

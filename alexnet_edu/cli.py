@@ -146,9 +146,16 @@ def cmd_grade(args) -> None:
 
     submissions = [p for path in map(Path, args.submissions)
                    for p in (sorted(path.glob("*.ipynb")) if path.is_dir() else [path])]
-    table = grade_folder(Path(args.autograder), submissions, Path(args.out))
+    table = grade_folder(Path(args.autograder), submissions, Path(args.out), jobs=args.jobs)
     print(table.to_string(index=False))
     print(f"grades in {Path(args.out) / 'final_grades.csv'}")
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number, 1 or more."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, 1 or more")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("submissions", nargs="+", help="notebooks, or folders of them")
     p.add_argument("--autograder", required=True, help="the zip `alexnet-edu assignment` wrote")
     p.add_argument("--out", required=True, help="folder for final_grades.csv")
+    p.add_argument("--jobs", type=positive, default=1,
+                   help="submissions graded at once, each with its share of the CPU cores (default 1)")
     p.set_defaults(func=cmd_grade)
 
     args = parser.parse_args(argv)
