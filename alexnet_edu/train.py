@@ -200,7 +200,9 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     if describe:
         print(replace(profile, epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution,
                       train_size=len(train_labels), test_size=len(data.test_labels)).describe()
-              + (f" {validation_size:,} training images held out for validation." if validation_size else ""))
+              + (f" {validation_size:,} training images held out for validation." if validation_size else "")
+              + (f" Here with momentum {momentum:g} and weight decay {weight_decay:g} instead."
+                 if (momentum, weight_decay) != (0.9, 5e-4) else ""))
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = train_images.to(device), train_labels.to(device)
@@ -266,6 +268,7 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
     plot = LivePlot(epochs) if show_plot and rank == 0 else None
 
     first_epoch = history.epochs
+    warm_up = None   # (clock, images seen) after the first steps, for the projected time
     for epoch in range(first_epoch, epochs):
         model.train()
         start = time.perf_counter()
@@ -295,8 +298,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
             hits.append((logits.argmax(1) == y).sum())
             sizes.append(n)
             bar.update(n)
-            if progress and epoch == first_epoch and len(sizes) == 20:
-                _say_projected_time(start, sum(sizes), (epochs - epoch) * len(train_labels), device)
+            if progress and epoch == first_epoch and len(sizes) in (WARM_UP_STEPS, WARM_UP_STEPS + 20):
+                warm_up = _say_projected_time(warm_up, sum(sizes), (epochs - epoch) * len(train_labels), device)
             if len(losses) % 50 == 0:
                 bar.set_postfix(loss=f"{torch.stack(losses).sum().item() * world / sum(sizes):.3f}",
                                 refresh=False)   # process 0's share
@@ -360,14 +363,25 @@ def _accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, reso
     return hits.item() / len(labels)
 
 
-def _say_projected_time(start: float, seen: int, to_train: int, device: torch.device) -> None:
-    """After the first steps of a long run, how long the rest will take at this speed."""
+WARM_UP_STEPS = 10   # the first steps of a run are slow (memory, kernels chosen): not timed
+
+
+def _say_projected_time(warm_up: tuple[float, int] | None, seen: int, to_train: int,
+                        device: torch.device) -> tuple[float, int]:
+    """Called after the warm-up steps (``warm_up`` None), then 20 steps later with what the first call
+    returned: how long the rest of a long run will take at the speed of those 20 steps."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)     # the steps so far have really run
-    seconds = to_train / (seen / (time.perf_counter() - start))
-    if seconds > 60:                       # warm-up included, so if anything too long
-        tqdm.write(f"projected: about {seconds / 60:.0f} min for the {to_train:,} training images still "
-                   f"to go, at the speed of the first {seen:,} (evaluation not included)")
+    now = time.perf_counter()
+    if warm_up is not None:
+        began, seen_then = warm_up
+        to_go = to_train - seen
+        seconds = to_go / ((seen - seen_then) / (now - began))
+        if seconds > 60:
+            tqdm.write(f"projected: about {seconds / 60:.0f} min for the {to_go:,} training images still "
+                       f"to go, at the speed of steps {WARM_UP_STEPS + 1} to {WARM_UP_STEPS + 20} "
+                       f"(evaluation not included)")
+    return now, seen
 
 
 def _write_checkpoint(folder: Path, state: dict) -> float:

@@ -177,11 +177,22 @@ def test_fp16_skipped_first_step(monkeypatch):
 def test_a_long_run_says_how_long_it_will_take(capsys, monkeypatch):
     clock = iter(range(0, 10**7, 100))           # every reading of the clock is 100 s later: a slow machine
     monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
-    fit(small_model(), easy_data(n_train=400), profile="smoke", epochs=2, batch_size=16, resolution=72,
+    fit(small_model(), easy_data(n_train=800), profile="smoke", epochs=2, batch_size=16, resolution=72,
         progress=True, live_plot=False, device="cpu")
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("projected")]
-    assert len(lines) == 1                      # once, after the first 20 steps
-    assert "for the 800 training images still to go, at the speed of the first 320" in lines[0]
+    assert len(lines) == 1                      # once, 20 steps after the 10 of warm-up
+    # 2 epochs of 800 images, 30 steps of 16 done: 1,120 to go, timed over steps 11 to 30 only
+    assert "for the 1,120 training images still to go, at the speed of steps 11 to 30" in lines[0]
+
+
+def test_the_projected_time_leaves_out_the_warm_up(monkeypatch, capsys):
+    clock = iter([0.0, 100.0])   # warm-up done at 0 s; 20 steps of 16 images later, 100 s
+    monkeypatch.setattr(train.time, "perf_counter", lambda: next(clock))
+    warm_up = train._say_projected_time(None, 160, 3_200, torch.device("cpu"))
+    assert warm_up == (0.0, 160) and capsys.readouterr().out == ""   # nothing said yet
+    train._say_projected_time(warm_up, 480, 3_200, torch.device("cpu"))
+    # 320 images in 100 s: the 2,720 still to go take 850 s, about 14 min
+    assert "projected: about 14 min for the 2,720 training images still to go" in capsys.readouterr().out
 
 
 def test_validation_split_holds_out_a_balanced_disjoint_part():
@@ -213,3 +224,13 @@ def test_the_plateau_schedule_reads_validation_accuracy_never_the_test_set(capsy
         assert history.lr[epoch + 1] == pytest.approx(expected)
         best = max(best, history.val_acc[epoch])
     assert history.lr[-1] < history.lr[0], "the schedule was exercised: the rate dropped at least once"
+
+
+def test_the_printed_recipe_says_when_momentum_or_weight_decay_is_not_the_papers(capsys):
+    data = easy_data(n_train=64)
+    fit(small_model(), data, profile="smoke", epochs=1, batch_size=32, resolution=72, progress=False,
+        live_plot=False, device="cpu")
+    assert "instead" not in capsys.readouterr().out          # the paper's 0.9 and 0.0005
+    fit(small_model(), data, profile="smoke", epochs=1, batch_size=32, resolution=72, progress=False,
+        live_plot=False, device="cpu", momentum=0.0, weight_decay=0.0)
+    assert "Here with momentum 0 and weight decay 0 instead." in capsys.readouterr().out
