@@ -2,6 +2,8 @@ import gzip
 import os
 import re
 import struct
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,29 @@ import pytest
 os.environ.setdefault("ALEXNET_EDU_PROFILE", "smoke")
 
 from alexnet_edu import data as data_module  # noqa: E402
+
+# The notebooks the tests execute (nbval, otter, ...) run with an emulated second device
+# (tests/second_device.py): a chapter that mixes the CPU and default_device() fails here as it would on
+# a GPU. Their kernels start it from an IPython startup file; ALEXNET_EDU_SECOND_DEVICE=0 leaves it out.
+TESTS = Path(__file__).resolve().parent
+STARTUP = f"""import sys
+sys.path.insert(0, {str(TESTS)!r})
+import second_device
+second_device.emulate()
+del sys.path[0], second_device
+"""
+
+
+def second_device_ipython_dir(folder: Path) -> Path:
+    """An IPYTHONDIR whose startup file starts the emulation in every kernel that uses it."""
+    startup = folder / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-second-device.py").write_text(STARTUP)
+    return folder
+
+
+if os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0":   # every kernel the tests start
+    os.environ["IPYTHONDIR"] = str(second_device_ipython_dir(Path(tempfile.mkdtemp(prefix="second-device-"))))
 
 FILES = data_module.FILES
 
