@@ -282,7 +282,8 @@ def grade_folder(autograder: Path, submissions: list[Path], out: Path, jobs: int
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        threads = max(1, (os.cpu_count() or 1) // jobs)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // jobs)
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
                                  initializer=_use_threads, initargs=(threads,)) as pool:
             scores = list(pool.map(_grade_one, *zip(*work)))
@@ -309,7 +310,7 @@ def _grade_one(submission: str, autograder: str):
     try:
         results = otter_run(submission, autograder=autograder, output_dir=None, no_logo=True)
         results.notebook = None
-    except Exception as exc:
-        results = GradingResults.without_results(exc)
+    except Exception as exc:   # kept as text: the results travel back from a worker process by pickle
+        results = GradingResults.without_results(RuntimeError(f"{type(exc).__name__}: {exc}"))
     results.file = Path(submission).name
     return results

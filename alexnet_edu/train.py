@@ -201,8 +201,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
         print(replace(profile, epochs=epochs, lr=lr, batch_size=batch_size, resolution=resolution,
                       train_size=len(train_labels), test_size=len(data.test_labels)).describe()
               + (f" {validation_size:,} training images held out for validation." if validation_size else "")
-              + (f" Here with momentum {momentum:g} and weight decay {weight_decay:g} instead."
-                 if (momentum, weight_decay) != (0.9, 5e-4) else ""))
+              + "".join(f" Here {name} {value:g}, not the paper's {paper:g}." for name, value, paper in
+                        (("momentum", momentum, 0.9), ("weight decay", weight_decay, 5e-4)) if value != paper))
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = train_images.to(device), train_labels.to(device)

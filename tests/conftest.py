@@ -1,6 +1,8 @@
+import atexit
 import gzip
 import os
 import re
+import shutil
 import struct
 import tempfile
 from pathlib import Path
@@ -19,11 +21,18 @@ from alexnet_edu import data as data_module  # noqa: E402
 # (tests/second_device.py): a chapter that mixes the CPU and default_device() fails here as it would on
 # a GPU. Their kernels start it from an IPython startup file; ALEXNET_EDU_SECOND_DEVICE=0 leaves it out.
 TESTS = Path(__file__).resolve().parent
-STARTUP = f"""import sys
-sys.path.insert(0, {str(TESTS)!r})
-import second_device
-second_device.emulate()
-del sys.path[0], second_device
+STARTUP = f"""def _start_second_device():   # a function: the chapter's namespace gets no name from here
+    import sys
+    sys.path.insert(0, {str(TESTS)!r})
+    try:
+        import second_device
+        second_device.emulate()
+    finally:
+        del sys.path[0]
+
+
+_start_second_device()
+del _start_second_device
 """
 
 
@@ -36,7 +45,9 @@ def second_device_ipython_dir(folder: Path) -> Path:
 
 
 if os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0":   # every kernel the tests start
-    os.environ["IPYTHONDIR"] = str(second_device_ipython_dir(Path(tempfile.mkdtemp(prefix="second-device-"))))
+    _ipython_dir = Path(tempfile.mkdtemp(prefix="second-device-"))
+    atexit.register(shutil.rmtree, _ipython_dir, ignore_errors=True)
+    os.environ["IPYTHONDIR"] = str(second_device_ipython_dir(_ipython_dir))
 
 FILES = data_module.FILES
 

@@ -227,6 +227,20 @@ def test_otter_grades_a_folder_of_submissions(architecture, tmp_path):
         assert [t for t in points if row[t] < points[t]] == [label]
 
 
+def test_a_file_otter_cannot_grade_gets_a_row_that_says_why(architecture, tmp_path):
+    """One after the other and in worker processes (whose results come back pickled)."""
+    broken = [tmp_path / "broken-1.ipynb", tmp_path / "broken-2.ipynb"]
+    for path in broken:
+        path.write_text("not a notebook")
+    for jobs in (1, 2):
+        table = grade_folder(architecture / "autograder" / "architecture-autograder.zip", broken,
+                             tmp_path / f"grades-{jobs}", jobs=jobs)
+        rows = table[table["file"].str.endswith(".ipynb")]
+        assert rows["file"].tolist() == ["broken-1.ipynb", "broken-2.ipynb"]
+        assert (rows["total_points_earned"] == 0).all()
+        assert all(status != "Completed" and "Error" in status for status in rows["grading_status"])
+
+
 def test_grading_takes_a_positive_number_of_jobs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["grade", "--jobs", "0", "--autograder", "a.zip", "--out", str(tmp_path), str(tmp_path)])
@@ -240,7 +254,7 @@ def test_grading_takes_a_positive_number_of_jobs(tmp_path, capsys):
 @pytest.mark.parametrize("name", GRADED)
 def test_the_chapters_solutions_earn_every_point_and_its_blank_copy_none(name, tmp_path):
     """Executes the chapter twice in the smoke profile, at the same time: its solutions and the blank
-    student copy. Every chapter took 7.6 minutes on 2 idle cores; ALEXNET_EDU_GRADE_ALL=0 skips it."""
+    student copy. All the chapters together took 7.6 minutes on 2 idle cores; ALEXNET_EDU_GRADE_ALL=0 skips it."""
     paths = write_assignment(BOOK / f"{name}.ipynb", tmp_path / name)
     table = grade_folder(paths["autograder"], [paths["solutions"], paths["student"]], tmp_path / "grades", jobs=2)
     rows = table[table["file"].str.endswith(".ipynb")]

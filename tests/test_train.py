@@ -230,7 +230,12 @@ def test_the_printed_recipe_says_when_momentum_or_weight_decay_is_not_the_papers
     data = easy_data(n_train=64)
     fit(small_model(), data, profile="smoke", epochs=1, batch_size=32, resolution=72, progress=False,
         live_plot=False, device="cpu")
-    assert "instead" not in capsys.readouterr().out          # the paper's 0.9 and 0.0005
+    assert "not the paper's" not in capsys.readouterr().out  # the paper's 0.9 and 0.0005
+    fit(small_model(), data, profile="smoke", epochs=1, batch_size=32, resolution=72, progress=False,
+        live_plot=False, device="cpu", momentum=0.0)
+    printed = capsys.readouterr().out
+    assert "Here momentum 0, not the paper's 0.9." in printed and "weight decay" not in printed
     fit(small_model(), data, profile="smoke", epochs=1, batch_size=32, resolution=72, progress=False,
         live_plot=False, device="cpu", momentum=0.0, weight_decay=0.0)
-    assert "Here with momentum 0 and weight decay 0 instead." in capsys.readouterr().out
+    assert "Here momentum 0, not the paper's 0.9. Here weight decay 0, not the paper's 0.0005." in \
+        capsys.readouterr().out

@@ -39,7 +39,9 @@ if ls .carry/k6/*.whl >/dev/null 2>&1; then
 import nbformat, nbclient
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import ipykernel; print(ipykernel.__version__)")])
 nbclient.NotebookClient(nb, timeout=50, kernel_name="python3").execute()
-print("kernel check: ipykernel", nb.cells[0].outputs[0]["text"].strip())' && export PYTHONPATH=/tmp/k6:$PYTHONPATH \
+version = nb.cells[0].outputs[0]["text"].strip()
+print("kernel check: ipykernel", version)
+assert version.startswith("6."), "the kernel did not load ipykernel 6"' && export PYTHONPATH=/tmp/k6:$PYTHONPATH \
     || echo "kernel check failed: ipykernel 7.4 stays"
 fi
 
@@ -56,7 +58,8 @@ rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 # What the last GPU session (2026-11-27, one H100) left: LRN (a network with LRN trained 70 s a run
 # against 21 s without, so its eight runs take about 6 minutes: 4 x 70 + 4 x 21 s), ReLU (its glued
 # prose waits on branch pending-gpu-training-relu-lenet: merge it first), then Looking inside (its
-# first 16 cells took 154 s, and the auto-encoders of cell 17 about 30 s more). Seconds measured there.
+# first 16 of 20 cells took 154 s; the rest was not timed, so its 200 s is an estimate). LRN's and
+# ReLU's seconds were measured there.
 CHAPTERS=${CHAPTERS:-lrn relu inside}
 EXPECT=${EXPECT:-lrn=400 relu=185 inside=200}
 step "the chapters in the smoke profile, on the GPU (outputs thrown away): $CHAPTERS"
