@@ -166,9 +166,12 @@ def test_page_passes_axe_core_wcag_2_a_and_aa(site, name):
     shutil.copy(AXE, html / "axe.min.js")
     copy = html / f"axe-{name}.html"
     copy.write_text((html / f"{name}.html").read_text().replace("</body>", RUN_AXE + "</body>"))
-    dom = run_chromium(browser, "--window-size=1280,2000", "--dump-dom", f"{url}/{copy.name}").stdout
-    found = re.search(r'<pre id="axe-results">(.*?)</pre>', dom, re.S)
-    assert found, "axe-core did not finish within the page's time budget"
+    for attempt in range(2):   # once in a CI run, axe-core had not written its results in time: again
+        dom = run_chromium(browser, "--window-size=1280,2000", "--dump-dom", f"{url}/{copy.name}").stdout
+        found = re.search(r'<pre id="axe-results">(.*?)</pre>', dom, re.S)
+        if found:
+            break
+    assert found, "axe-core did not finish within the page's time budget, twice"
     results = json.loads(unescape(found.group(1)))
     assert not results["unreachable"], f"controls that Tab cannot reach: {results['unreachable']}"
     assert not results["violations"], "WCAG 2 A/AA violations:\n" + "\n".join(
