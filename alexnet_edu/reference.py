@@ -45,19 +45,23 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
     ``folder`` (relative to the chapter) when it has both files. Otherwise, when the package was
     installed from a GitHub repository (``pip install git+https://github.com/...``, as the chapters'
     Colab setup cell does), the two files of the very commit that was installed, downloaded once into
-    the cache. None when neither has them, with a warning that says why (no network; a commit from
-    before the run was recorded; a fork or a renamed repository). A download that failed is not tried
-    again in the same Python process.
+    the cache. None when neither has them, with a warning that says why (no copy of the book's folder
+    and an install from elsewhere; no network; a commit from before the run was recorded; a fork or a
+    renamed repository), once: a search that failed is not tried again in the same Python process.
     """
     local = Path(folder)
     if all((local / name).exists() for name in FILES):
         return local
     source = installed_from_github()
-    if source is None:
-        return None
-    repo, commit = source
     if source in _FAILED:
         return None
+    if source is None:
+        _FAILED.add(source)
+        warnings.warn(f"no reference run shown: {local}/ is not beside this chapter (it is in the book's "
+                      f"book/ folder), and this package was not installed from GitHub, so the run of its "
+                      f"commit cannot be downloaded either")
+        return None
+    repo, commit = source
     cached = cache_dir() / "reference" / commit
     cached.mkdir(parents=True, exist_ok=True)
     for name in FILES:

@@ -15,6 +15,10 @@ SGD, the GPU's random generator). The tests' notebook kernels start it from an I
 (``tests/conftest.py``).
 """
 
+import importlib.abc
+import importlib.util
+import sys
+
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
@@ -169,8 +173,6 @@ _mode = None
 def emulate() -> torch.device:
     """Start the emulation in this process (for good) and make every ``default_device`` return DEVICE."""
     global _mode
-    import sys
-
     if _mode is None:
         # Module.to then swaps each parameter's contents for an OnDevice tensor's, keeping the object
         # (so that an optimiser made before the move still holds the model's parameters, as on CUDA)
@@ -179,8 +181,32 @@ def emulate() -> torch.device:
         torch.set_rng_state = _refuse_device_rng_state(torch.set_rng_state)
         _mode = SecondDevice()
         _mode.__enter__()
-        import alexnet_edu  # noqa: F401  (its modules, so that their default_device can be replaced)
-        for name, module in list(sys.modules.items()):
+        for name, module in list(sys.modules.items()):     # the package's modules imported so far
             if name.split(".")[0] == "alexnet_edu" and hasattr(module, "default_device"):
                 module.default_device = lambda: DEVICE
+        sys.meta_path.insert(0, _PatchWhenImported())       # and those imported later
     return DEVICE
+
+
+class _PatchWhenImported(importlib.abc.MetaPathFinder):
+    """Replaces ``alexnet_edu.train.default_device`` as soon as that module has run, before any other
+    module copies it (``from .train import default_device``): also for a package that is installed only
+    after the emulation started, as a Colab chapter's setup cell does."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "alexnet_edu.train":
+            return None
+        sys.meta_path.remove(self)          # the real spec, found by the finders after this one
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is not None and spec.loader is not None:
+            run = spec.loader.exec_module
+
+            def exec_module(module):
+                run(module)
+                module.default_device = lambda: DEVICE
+
+            spec.loader.exec_module = exec_module
+        return spec

@@ -67,7 +67,11 @@ def test_other_installs_do_not_download(monkeypatch, direct_url, repository, tmp
     installed_as(monkeypatch, direct_url)
     write_run(repository / "someone/alexnet-edu" / COMMIT / "book/data/reference")
     assert installed_from_github() is None
-    assert find_reference_run(tmp_path / "missing") is None
+    with pytest.warns(UserWarning, match=r"no reference run shown: .*missing/ is not beside this chapter .*not installed from GitHub"):
+        assert find_reference_run(tmp_path / "missing") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # said once per session
+        assert find_reference_run(tmp_path / "missing") is None
 
 
 def test_the_folder_beside_the_chapter_comes_first(monkeypatch, repository, tmp_path):

@@ -62,6 +62,8 @@ def site(tmp_path_factory):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(html)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    # Chromium's profile in pytest's temporary folder (which pytest prunes), not one more folder in /tmp per run
+    browser = (browser, tmp_path_factory.mktemp("chromium-profile"))
     yield browser, f"http://127.0.0.1:{server.server_address[1]}", html
     server.shutdown()
 
@@ -72,7 +74,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def run_chromium(browser, *args):
-    profile = Path(os.environ.get("TMPDIR", "/tmp")) / f"chromium-profile-{os.getpid()}"
+    browser, profile = browser
     cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
            "--virtual-time-budget=15000", *args]

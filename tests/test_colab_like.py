@@ -1,0 +1,129 @@
+"""Each chapter as a student runs it in Colab: the notebook alone in an empty folder, the package
+installed by the chapter's own setup cell from a git URL of this repository at the release tag the
+cell names, into a Python that has never seen the package; smoke profile, emulated second device.
+
+The stand-in for Colab:
+- a throw-away virtual environment without the package, which borrows the big libraries (torch, ...)
+  from the test's own environment through a .pth file instead of downloading them; pip installs into it
+  offline (no index, no build isolation);
+- a ``google.colab`` module, imported when the kernel starts, as Colab does;
+- the setup cell's github.com URL pointed at a git repository made from this working tree and tagged
+  with the release the cell installs.
+It does not stand in for Colab's own package versions, its GPU, or its widget manager.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+from conftest import second_device_ipython_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
+REPOSITORY = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
+KERNEL = "colab-like"
+WHERE = "import alexnet_edu; print('alexnet_edu from', alexnet_edu.__file__, 'on', alexnet_edu.default_device())"
+EMULATED = os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0"     # as in conftest.py
+
+
+def git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args],
+                   cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def colab(tmp_path_factory):
+    """(release repository, virtual environment's site-packages, environment for the kernels)."""
+    root = tmp_path_factory.mktemp("colab")
+
+    # the release: this working tree (tracked and new files), committed and tagged as the setup cell says
+    repo = root / "repo"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    version = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text()).group(1)
+    git("init", "-q", cwd=repo)
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "release", cwd=repo)
+    git("tag", f"v{version}", cwd=repo)
+
+    # a Python without the package, which sees the test environment's libraries (and its pip)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    (site / "test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (site / "google" / "colab").mkdir(parents=True)
+    (site / "google" / "colab" / "__init__.py").write_text('"""Stand-in: the chapters only ask whether it is loaded."""\n')
+    unseen = subprocess.run([str(python), "-c", "import alexnet_edu"], cwd=root, capture_output=True, text=True)
+    assert unseen.returncode != 0 and "No module named 'alexnet_edu'" in unseen.stderr
+
+    kernels = root / "jupyter" / "kernels" / KERNEL
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Colab-like", "language": "python"}))
+    ipython = root / "ipython"
+    if EMULATED:    # the emulated second device, started before the package is installed
+        second_device_ipython_dir(ipython)
+    startup = ipython / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "10-colab.py").write_text("import google.colab  # Colab has it loaded before the first cell\n")
+    env = {"JUPYTER_PATH": str(root / "jupyter"), "IPYTHONDIR": str(ipython),
+           "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
+    return repo, site, env
+
+
+def point_setup_cell_at(nb, repo: Path) -> None:
+    setup = nb.cells[[c.cell_type for c in nb.cells].index("code")]
+    assert setup.source.count(REPOSITORY) == 1, "the setup cell installs from the book's repository"
+    # file://localhost/...: pip 23's URL check wants a host
+    setup.source = setup.source.replace(REPOSITORY, f"file://localhost{repo}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, monkeypatch):
+    repo, site, env = colab
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    content = tmp_path / "content"            # Colab's working folder: the chapter and nothing else
+    content.mkdir()
+    nb = nbformat.read(path, as_version=4)
+    point_setup_cell_at(nb, repo)
+    nb.cells.append(nbformat.v4.new_code_cell(WHERE))
+    nbformat.write(nb, content / path.name)
+
+    NotebookClient(nb, kernel_name=KERNEL, timeout=900,
+                   resources={"metadata": {"path": str(content)}}).execute()
+
+    def text(cell):
+        return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
+                       for o in cell.get("outputs", []))
+
+    where = text(nb.cells[-1])
+    assert f"alexnet_edu from {site}/alexnet_edu/" in where, "the chapter ran the installed package"
+    if EMULATED:
+        assert where.rstrip().endswith("on cpu:0"), "the emulated device took over the package installed late"
+    printed = "\n".join(text(c) for c in nb.cells if c.cell_type == "code")
+    assert "No reference GPU run has been recorded" not in printed   # the book has one; say why it is not shown
+    if "find_reference_run()" in "\n".join(c.source for c in nb.cells):
+        assert "no reference run shown: data/reference/ is not beside this chapter" in printed
+    left = sorted(p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchelastic_"))
+    assert left == [], f"the chapter left temporary files behind: {left}"   # torchrun keeps its own logs
