@@ -34,6 +34,8 @@ from .data import FashionMNIST, batches, validation_split
 from .live_plot import LivePlot
 from .profiles import Profile, get_profile, machine_name
 
+PAPER_MOMENTUM, PAPER_WEIGHT_DECAY = 0.9, 5e-4      # section 5 of the paper: fit's defaults
+
 __all__ = ["CheckpointError", "CheckpointWriteError", "History", "ResumeMismatchError", "amp_dtype", "autocast_for",
            "default_device", "evaluate", "fit", "grad_scaler_for", "input_layout", "machine_name", "precision_name", "sgd"]
 
@@ -155,7 +157,8 @@ def sgd(model: nn.Module, *, lr: float, momentum: float, weight_decay: float, fu
 
 def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None = None,
         epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-        resolution: int | None = None, momentum: float = 0.9, weight_decay: float = 5e-4,
+        resolution: int | None = None, momentum: float = PAPER_MOMENTUM,
+        weight_decay: float = PAPER_WEIGHT_DECAY,
         augment: bool = False, validation_size: int | None = None, lr_drop_patience: int | None = None, out: str | os.PathLike | None = None,
         resume: bool = False, seed: int = 0, device: torch.device | str | None = None,
         compile: bool = False, live_plot: bool | None = None, progress: bool = True,
@@ -202,7 +205,8 @@ def fit(model: nn.Module, data: FashionMNIST, *, profile: Profile | str | None =
                       train_size=len(train_labels), test_size=len(data.test_labels)).describe()
               + (f" {validation_size:,} training images held out for validation." if validation_size else "")
               + "".join(f" Here {name} {value:g}, not the paper's {paper:g}." for name, value, paper in
-                        (("momentum", momentum, 0.9), ("weight decay", weight_decay, 5e-4)) if value != paper))
+                        (("momentum", momentum, PAPER_MOMENTUM), ("weight decay", weight_decay, PAPER_WEIGHT_DECAY))
+                        if value != paper))
 
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
     train_images, train_labels = train_images.to(device), train_labels.to(device)

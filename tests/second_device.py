@@ -51,6 +51,11 @@ def _plain(t):
     return t.as_subclass(torch.Tensor) if isinstance(t, OnDevice) else t
 
 
+def _host_copy(t):
+    """A device tensor brought to the CPU: a plain tensor with its own storage, as a copy from a GPU is."""
+    return _plain(t).clone()
+
+
 def _targets_device(device) -> bool:
     return isinstance(device, (str, torch.device)) and torch.device(device) == DEVICE
 
@@ -90,7 +95,7 @@ def _to(func, args, kwargs):
             return _wrap(moved)                    # converted (dtype, layout): a new tensor there
         return x if on_device(x) else _wrap(moved.clone())
     if device is not None and on_device(x):        # to the CPU
-        return _plain(func(_plain(x), *args[1:], **kwargs)).clone()
+        return _host_copy(func(_plain(x), *args[1:], **kwargs))
     return None                                    # not a move: the general rule applies
 
 
@@ -117,7 +122,7 @@ class SecondDevice(TorchFunctionMode):
             copied._is_param = getattr(args[0], "_is_param", False)
             return copied
         if func is torch.Tensor.cpu:
-            return _plain(func(*args, **kwargs)).clone() if first_on else func(*args, **kwargs)
+            return _host_copy(func(*args, **kwargs)) if first_on else func(*args, **kwargs)
         if func is torch.Tensor.to:
             moved = _to(func, args, kwargs)
             if moved is not None:

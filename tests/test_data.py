@@ -43,7 +43,6 @@ def test_debian_copy_is_decompressed_once_and_checked(isolated, monkeypatch):
     # with the checksums of these files it goes through, and lands in the cache
     sums = {}
     for name in data_module.FILES:
-        import hashlib
         sums[name] = hashlib.md5(gzip.open(system / f"{name}.gz").read()).hexdigest()
     monkeypatch.setattr(data_module, "PUBLISHED_MD5", sums)
     root = find_fashion_mnist(download=False)

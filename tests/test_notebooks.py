@@ -2,12 +2,16 @@
 
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import solution_of_each_code_cell
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from notebook_stamp import trains_a_network  # noqa: E402
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 NOTEBOOKS = sorted(p for p in BOOK.glob("*.ipynb"))
@@ -108,11 +112,6 @@ def stamp(path):
     return json.loads(path.read_text())["metadata"].get("alexnet_edu", {})
 
 
-def trains_a_network(path):
-    code = "".join(source(c) for c in cells(path, "code"))
-    return re.search(r"(?<![\w.])(fit|ablate)\(", code) is not None
-
-
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if "get_profile" in p.read_text()], ids=lambda p: p.stem)
 def test_the_website_shows_full_profile_outputs(path):
     text = "".join("".join(o.get("text", "")) for c in cells(path, "code") for o in c["outputs"])
@@ -122,7 +121,7 @@ def test_the_website_shows_full_profile_outputs(path):
         return
     assert stamp(path).get("profile") == "full", "executed by tools/execute_notebooks.py in the full profile"
     assert "profile 'full'" in text and "profile 'cpu'" not in text
-    if trains_a_network(path):
+    if trains_a_network("".join(source(c) for c in cells(path, "code"))):
         assert stamp(path)["device"] == "cuda", "full-scale training ran on a GPU"
 
 

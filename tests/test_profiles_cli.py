@@ -14,7 +14,6 @@ def test_profile_choice(monkeypatch):
     assert get_profile().name == "smoke"
     assert get_profile("full").name == "full"
     monkeypatch.delenv("ALEXNET_EDU_PROFILE")
-    import torch
     from alexnet_edu.profiles import default_profile_name
     assert get_profile().name == default_profile_name()
     with pytest.raises(ValueError, match="choose one of full, small-gpu, cpu, smoke"):

@@ -21,7 +21,6 @@ import datetime
 import faulthandler
 import math
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -36,7 +35,7 @@ except ImportError as missing:
     sys.exit(f"{missing}: this script needs nbclient, nbformat and ipykernel (pip install nbclient ipykernel)")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from notebook_stamp import KEY, code_hash, stamp_of  # noqa: E402
+from notebook_stamp import KEY, code_hash, stamp_of, trains_a_network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -162,8 +161,7 @@ async def execute(chapter: Chapter, args, env: dict, where: tuple[str, str], tor
     notebook = nbformat.from_dict(chapter.notebook)   # a copy: the one read stays as it was
     # capture_fd_output=False: the kernel's own stderr (a stack dump, C libraries' messages) reaches ours
     def timeout_of(cell) -> float:
-        trains = re.search(r"(?<![\w.])(fit|ablate)\(", cell.source) is not None
-        return args.cell_timeout if trains else min(args.cell_timeout, args.other_cell_timeout)
+        return args.cell_timeout if trains_a_network(cell.source) else min(args.cell_timeout, args.other_cell_timeout)
 
     client = NotebookClient(notebook, kernel_name="python3", timeout=args.cell_timeout, timeout_func=timeout_of,
                             extra_arguments=["--IPKernelApp.capture_fd_output=False"],

@@ -50,6 +50,12 @@ def imported_modules(notebook, package: Path = PACKAGE) -> list[Path]:
     return sorted(package / f"{name}.py" for name in found)
 
 
+def trains_a_network(code: str) -> bool:
+    """Whether notebook code trains a network (calls ``fit`` or ``ablate``): such a cell may run long, and a
+    chapter with one shows outputs from a GPU."""
+    return re.search(r"(?<![\w.])(fit|ablate)\(", code) is not None
+
+
 def is_colab_setup(cell) -> bool:
     return cell_source(cell).startswith("# Setup:")
 
