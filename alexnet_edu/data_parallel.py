@@ -24,13 +24,13 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 
+from . import distributed
 from .data import load_fashion_mnist, to_model_input
 from .models import alexnet
 from .profiles import PROFILES, get_profile
-from .train import evaluate, sgd
+from .train import PAPER_MOMENTUM, PAPER_WEIGHT_DECAY, evaluate, sgd
 
 __all__ = ["main", "parse_args", "launch"]
 
@@ -69,44 +69,32 @@ def main(argv: list[str] | None = None) -> int:
     train_size = args.train_size or profile.train_size
     test_size = args.test_size or profile.test_size
 
-    # torchrun starts this script once per device and tells each copy who it is.
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    if torch.cuda.is_available():
-        if local_rank >= torch.cuda.device_count():
-            raise SystemExit(f"{torch.cuda.device_count()} GPU(s) for more processes: one process per GPU")
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-        backend = "nccl"
-    else:
-        device, backend = torch.device("cpu"), "gloo"
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")   # lets `python -m` run it as one process
-    os.environ.setdefault("MASTER_PORT", "29500")
-    dist.init_process_group(backend, rank=rank, world_size=world)
-    if batch_size % world:
-        raise SystemExit(f"--batch-size {batch_size} does not split evenly between {world} processes")
+    # torchrun starts this script once per device and tells each copy who it is (RANK, WORLD_SIZE).
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        os.environ.setdefault(name, value)    # lets `python -m` run it as one process
+    device = distributed.start()              # this process's GPU (NCCL), or the CPU (gloo)
+    rank, world = distributed.rank_and_world()
+    distributed.check_batch(batch_size, world)
     local_batch = batch_size // world
     say = print if rank == 0 else (lambda *a, **k: None)
 
-    if rank != 0:
-        dist.barrier()          # process 0 finds (or downloads) the data first, the others then read it
-    data = load_fashion_mnist(device=device).subset(train_size, test_size)
-    if rank == 0:
-        dist.barrier()
+    with distributed.local_rank_0_first():    # finds (or downloads) the data, then the others read it
+        data = load_fashion_mnist(device=device).subset(train_size, test_size)
 
     torch.manual_seed(args.seed)         # the same initial weights in every process (DDP also copies
     model = alexnet(image_size=resolution, dropout=args.dropout).to(device)   # process 0's to the others)
     torch.manual_seed(args.seed + rank)  # but each process its own dropout masks
-    model = DistributedDataParallel(model, device_ids=[local_rank] if backend == "nccl" else None)
+    model = distributed.wrap(model, device)
     sent = {"floats": 0}
     model.register_comm_hook(sent, count_floats)
-    optimizer = sgd(model, lr=lr, momentum=0.9, weight_decay=5e-4, fused=device.type == "cuda")
+    optimizer = sgd(model, lr=lr, momentum=PAPER_MOMENTUM, weight_decay=PAPER_WEIGHT_DECAY,
+                    fused=device.type == "cuda")
 
     # Every process shuffles with the same seed and takes every world-th image of the shuffled
     # order, so its batch i is one slice of the batch i that a single process would see.
     sampler = DistributedSampler(range(len(data.train_labels)), num_replicas=world, rank=rank,
                                  shuffle=True, seed=args.seed, drop_last=True)
-    say(f"{world} process(es), {backend}, {device.type}; batch {batch_size} = {world} x {local_batch}; "
+    say(f"{world} process(es), {dist.get_backend()}, {device.type}; batch {batch_size} = {world} x {local_batch}; "
         f"{len(data.train_labels):,} training images at {resolution} px")
     step, start = 0, time.perf_counter()
     for epoch in range(epochs):
@@ -137,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             Path(args.save).parent.mkdir(parents=True, exist_ok=True)
             torch.save({k: v.cpu() for k, v in model.module.state_dict().items()}, args.save)
-    dist.destroy_process_group()
+    distributed.finish()
     return 0
 
 
