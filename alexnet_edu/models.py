@@ -43,8 +43,9 @@ class LocalResponseNorm(nn.Module):
     n inside the bracket, so ``torch.nn.LocalResponseNorm(n, alpha=n * alpha, beta, k)`` computes
     the same thing (``tests/test_models.py`` checks it).
 
-    ``groups=2`` normalises each half of the channels on its own, as each of the paper's two GPUs
-    did with the kernel maps it held.
+    ``groups=2`` normalises each half of the channels on its own: our reading of the paper's Figure 2,
+    which draws each GPU's half of the layer apart (section 3.3 only calls N "the total number of
+    kernels in the layer").
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0, groups: int = 1):

@@ -110,7 +110,7 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))
     nbformat.write(nb, content / path.name)
 
-    NotebookClient(nb, kernel_name=KERNEL, timeout=900,
+    NotebookClient(nb, kernel_name=KERNEL, timeout=300,   # seconds a cell may take: smoke cells take a few
                    resources={"metadata": {"path": str(content)}}).execute()
 
     def text(cell):

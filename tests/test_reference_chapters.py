@@ -33,7 +33,7 @@ def run_chapter(folder: Path, name: str, check: str):
     """Execute ``book/name.ipynb`` in ``folder`` with a last cell holding ``check``; return its outputs' text."""
     nb = nbformat.read(BOOK / f"{name}.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(check))
-    NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
     return {i: "".join(o.get("text", "") for o in cell.get("outputs", []))
             for i, cell in enumerate(nb.cells) if cell.cell_type == "code"}, nb
 

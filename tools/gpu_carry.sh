@@ -20,7 +20,7 @@ rm -rf .carry && mkdir -p .carry/wheels .carry/data
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .carry/wheels \
-  nbclient nbformat jupyter_client jupyter_core ipykernel ipython ipython_pygments_lexers traitlets \
+  nbclient nbformat jupyter_client jupyter_core "ipykernel<7" ipython ipython_pygments_lexers traitlets \
   pyzmq tornado comm matplotlib-inline nest_asyncio platformdirs fastjsonschema jsonschema \
   jsonschema-specifications referencing rpds-py prompt_toolkit wcwidth jedi parso decorator pexpect \
   ptyprocess stack_data executing asttokens pure_eval ipywidgets widgetsnbextension \
