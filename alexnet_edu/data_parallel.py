@@ -70,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     test_size = args.test_size or profile.test_size
 
     # torchrun starts this script once per device and tells each copy who it is (RANK, WORLD_SIZE).
-    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
-        os.environ.setdefault(name, value)    # lets `python -m` run it as one process
     device = distributed.start()              # this process's GPU (NCCL), or the CPU (gloo)
     rank, world = distributed.rank_and_world()
     distributed.check_batch(batch_size, world)
@@ -142,4 +140,10 @@ def launch(processes: int, args: list[str], *, cpu: bool = True) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29500")):
+        os.environ.setdefault(name, value)    # what torchrun would set: lets `python -m` run it as one process
+    try:
+        raise SystemExit(main())
+    except distributed.LaunchError as error:  # a batch that does not split, more processes than GPUs
+        distributed.finish()
+        raise SystemExit(f"error: {error}")

@@ -16,7 +16,6 @@ SGD, the GPU's random generator). The tests' notebook kernels start it from an I
 """
 
 import importlib.abc
-import importlib.util
 import sys
 
 import torch
@@ -201,17 +200,27 @@ class _PatchWhenImported(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name != "alexnet_edu.train":
             return None
-        sys.meta_path.remove(self)          # the real spec, found by the finders after this one
-        try:
-            spec = importlib.util.find_spec(name)
-        finally:
-            sys.meta_path.insert(0, self)
-        if spec is not None and spec.loader is not None:
-            run = spec.loader.exec_module
+        for finder in sys.meta_path[sys.meta_path.index(self) + 1:]:    # the finders that would find it
+            spec = getattr(finder, "find_spec", lambda *args: None)(name, path, target)
+            if spec is not None:
+                if spec.loader is not None:
+                    spec.loader = _PatchingLoader(spec.loader)
+                return spec
+        return None
 
-            def exec_module(module):
-                run(module)
-                module.default_device = lambda: DEVICE
 
-            spec.loader.exec_module = exec_module
-        return spec
+class _PatchingLoader(importlib.abc.Loader):
+    """The module's own loader, which then points the module's ``default_device`` at the device."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        module.default_device = lambda: DEVICE
+
+    def __getattr__(self, name):              # get_source (tracebacks), get_filename, ...
+        return getattr(self.loader, name)

@@ -9,7 +9,11 @@ The stand-in for Colab:
 - a ``google.colab`` module, imported when the kernel starts, as Colab does;
 - the setup cell's github.com URL pointed at a git repository made from this working tree and tagged
   with the release the cell installs.
-It does not stand in for Colab's own package versions, its GPU, or its widget manager.
+It does not stand in for Colab's own package versions, its GPU, or its widget manager; nor for the
+reference run's download (Colab installs from GitHub, so a chapter there downloads the run of its
+commit: tests/test_reference.py covers that path; here the chapter says why no run is shown).
+The test environment must hold the package as an editable install (`make setup` does: `pip install -e`),
+which the throw-away environment does not see.
 """
 
 import json
@@ -19,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.parse
 from pathlib import Path
 
 import nbformat
@@ -27,6 +32,9 @@ import yaml
 from nbclient import NotebookClient
 
 from conftest import second_device_ipython_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from notebook_stamp import is_colab_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -38,8 +46,15 @@ EMULATED = os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0"     # as in c
 
 
 def git(*args, cwd):
+    # the machine's git settings (signing, hooks) left out
+    env = dict(os.environ, GIT_CONFIG_GLOBAL=os.devnull, GIT_CONFIG_NOSYSTEM="1")
     subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.org", *args],
-                   cwd=cwd, check=True, capture_output=True)
+                   cwd=cwd, env=env, check=True, capture_output=True)
+
+
+def package_is_unseen(python: Path, cwd: Path) -> bool:
+    found = subprocess.run([str(python), "-c", "import alexnet_edu"], cwd=cwd, capture_output=True, text=True)
+    return found.returncode != 0 and "No module named 'alexnet_edu'" in found.stderr
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +82,12 @@ def colab(tmp_path_factory):
     python = venv / "bin" / "python"
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                check=True, capture_output=True, text=True).stdout.strip())
-    (site / "test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    borrowed = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
+    (site / "test-environment.pth").write_text("".join(f"{path}\n" for path in borrowed))
     (site / "google" / "colab").mkdir(parents=True)
     (site / "google" / "colab" / "__init__.py").write_text('"""Stand-in: the chapters only ask whether it is loaded."""\n')
-    unseen = subprocess.run([str(python), "-c", "import alexnet_edu"], cwd=root, capture_output=True, text=True)
-    assert unseen.returncode != 0 and "No module named 'alexnet_edu'" in unseen.stderr
+    assert package_is_unseen(python, root), \
+        "the throw-away environment sees alexnet_edu: install it in the test environment with pip install -e"
 
     kernels = root / "jupyter" / "kernels" / KERNEL
     kernels.mkdir(parents=True)
@@ -84,26 +100,33 @@ def colab(tmp_path_factory):
     startup = ipython / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "10-colab.py").write_text("import google.colab  # Colab has it loaded before the first cell\n")
+    # pip offline: dependencies are found in the borrowed libraries, and the package is built with their
+    # setuptools ("0" turns build isolation *off*: pip reads PIP_NO_BUILD_ISOLATION as --no-build-isolation)
     env = {"JUPYTER_PATH": str(root / "jupyter"), "IPYTHONDIR": str(ipython),
            "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
-    return repo, site, env
+    return repo, python, site, env
 
 
 def point_setup_cell_at(nb, repo: Path) -> None:
-    setup = nb.cells[[c.cell_type for c in nb.cells].index("code")]
-    assert setup.source.count(REPOSITORY) == 1, "the setup cell installs from the book's repository"
+    setup = next(c for c in nb.cells if c.cell_type == "code")
+    assert is_colab_setup(setup) and setup.source.count(REPOSITORY) == 1, \
+        "the first code cell is the setup cell, and it installs from the book's repository"
     # file://localhost/...: pip 23's URL check wants a host
-    setup.source = setup.source.replace(REPOSITORY, f"file://localhost{repo}")
+    setup.source = setup.source.replace(REPOSITORY, f"file://localhost{urllib.parse.quote(str(repo))}")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, monkeypatch):
-    repo, site, env = colab
+    repo, python, site, env = colab
+    # every chapter installs the package itself, into an environment without it, as in a new Colab runtime
+    subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "alexnet-edu"], check=True,
+                   capture_output=True)
+    assert package_is_unseen(python, tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    content = tmp_path / "content"            # Colab's working folder: the chapter and nothing else
+    content = tmp_path / "content"            # the working folder: nothing of the book's beside the chapter
     content.mkdir()
     nb = nbformat.read(path, as_version=4)
     point_setup_cell_at(nb, repo)
@@ -123,7 +146,7 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
         assert where.rstrip().endswith("on cpu:0"), "the emulated device took over the package installed late"
     printed = "\n".join(text(c) for c in nb.cells if c.cell_type == "code")
     assert "No reference GPU run has been recorded" not in printed   # the book has one; say why it is not shown
-    if "find_reference_run()" in "\n".join(c.source for c in nb.cells):
+    if re.search(r"find_reference_run\(", "\n".join(c.source for c in nb.cells)):
         assert "no reference run shown: data/reference/ is not beside this chapter" in printed
     left = sorted(p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchelastic_"))
     assert left == [], f"the chapter left temporary files behind: {left}"   # torchrun keeps its own logs

@@ -2,6 +2,8 @@
 fails where a GPU would, on a model left on the CPU and the like, and changes no number."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -130,3 +132,24 @@ def test_checkpoints_resume_and_copies_work_on_the_emulated_device(tmp_path):
                    resources={"metadata": {"path": str(Path(__file__).parent)}}).execute(env=env)
     assert run.cells[0].outputs[0]["text"].strip() == "False False"
     assert run.cells[1].outputs[-1]["text"].strip().endswith("2 OnDevice cpu:0")
+
+
+def test_the_package_imported_after_the_emulation_started_uses_the_device():
+    # as in a Colab-like kernel, whose setup cell installs the package after the startup file ran
+    code = f"""
+import importlib, inspect, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import second_device
+device = second_device.emulate()
+assert "alexnet_edu" not in sys.modules
+from alexnet_edu import cli, transfer
+import alexnet_edu
+from alexnet_edu import train
+assert alexnet_edu.default_device() == cli.default_device() == transfer.default_device() == device
+importlib.reload(train)
+assert train.default_device() == device
+assert "def fit(" in inspect.getsource(train)          # the wrapped loader still gives the source
+print("patched")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "patched" in done.stdout, done.stderr[-3000:]
