@@ -36,7 +36,7 @@ __all__ = ["CONV_WEIGHTS", "find_reference_run", "git_commit", "installed_from_g
 CONV_WEIGHTS = "conv_weights_fp16.pt"
 FILES = ("history.json", CONV_WEIGHTS)
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/book/data/reference/{name}"
-_FAILED: set[tuple[str, str]] = set()   # (repo, commit) whose download failed: not tried again in this process
+_FAILED: set[tuple[str, str] | None] = set()   # (repo, commit) whose download failed, or None when there was no source: not tried again in this process
 
 
 def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | None:
@@ -57,9 +57,9 @@ def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | N
         return None
     if source is None:
         _FAILED.add(source)
-        warnings.warn(f"no reference run shown: {local}/ is not beside this chapter (it is in the book's "
-                      f"book/ folder), and this package was not installed from GitHub, so the run of its "
-                      f"commit cannot be downloaded either")
+        warnings.warn(f"no reference run shown: {local}/ is not beside this chapter (the book keeps it in "
+                      f"book/data/reference/), and this package was not installed from GitHub, so the run "
+                      f"of its commit cannot be downloaded either")
         return None
     repo, commit = source
     cached = cache_dir() / "reference" / commit
