@@ -36,7 +36,7 @@ __all__ = ["CONV_WEIGHTS", "find_reference_run", "git_commit", "installed_from_g
 CONV_WEIGHTS = "conv_weights_fp16.pt"
 FILES = ("history.json", CONV_WEIGHTS)
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/book/data/reference/{name}"
-_FAILED: set[tuple[str, str] | None] = set()   # (repo, commit) whose download failed, or None when there was no source: not tried again in this process
+_FAILED: set[tuple[str, str] | None] = set()   # (repo, commit) that failed, or None (no source): not tried again
 
 
 def find_reference_run(folder: str | os.PathLike = "data/reference") -> Path | None:
