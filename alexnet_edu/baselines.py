@@ -11,8 +11,9 @@ from skimage.feature import hog
 __all__ = ["MAX_TRAIN_IMAGES", "pixel_features", "hog_features", "score"]
 
 # The most training images the book gives these classifiers, in every profile. An SVM's fitting time
-# grows at least with the square of the training set (scikit-learn's SVC documentation): on all 60,000 images, on 2 cores, logistic regression on pixels
-# took 559 s and an RBF SVM 219 s to fit plus 48 s to predict (shared notes); a GPU does not help.
+# grows at least with the square of the training set (scikit-learn's SVC documentation): on all 60,000
+# images, on 2 cores, logistic regression on pixels took 559 s and an RBF SVM 219 s to fit plus 48 s to
+# predict (shared notes); a GPU does not help.
 MAX_TRAIN_IMAGES = 12_000
 
 
