@@ -133,8 +133,10 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))
     nbformat.write(nb, content / path.name)
 
+    # the kernel is killed at the end, as nbval does (and as a crashed or recycled runtime is): no
+    # finalizer runs, so a chapter must delete what it made itself
     NotebookClient(nb, kernel_name=KERNEL, timeout=300,   # seconds a cell may take: smoke cells take a few
-                   resources={"metadata": {"path": str(content)}}).execute()
+                   shutdown_kernel="immediate", resources={"metadata": {"path": str(content)}}).execute()
 
     def text(cell):
         return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
