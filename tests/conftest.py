@@ -44,7 +44,9 @@ def second_device_ipython_dir(folder: Path) -> Path:
     return folder
 
 
-if os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0":   # every kernel the tests start
+SECOND_DEVICE = os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0"
+
+if SECOND_DEVICE:   # every kernel the tests start
     _ipython_dir = Path(tempfile.mkdtemp(prefix="second-device-"))
     atexit.register(shutil.rmtree, _ipython_dir, ignore_errors=True)
     os.environ["IPYTHONDIR"] = str(second_device_ipython_dir(_ipython_dir))

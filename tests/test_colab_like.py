@@ -31,7 +31,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
-from conftest import second_device_ipython_dir
+from conftest import SECOND_DEVICE, second_device_ipython_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from notebook_stamp import is_colab_setup  # noqa: E402
@@ -42,7 +42,6 @@ NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 REPOSITORY = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
 KERNEL = "colab-like"
 WHERE = "import alexnet_edu; print('alexnet_edu from', alexnet_edu.__file__, 'on', alexnet_edu.default_device())"
-EMULATED = os.environ.get("ALEXNET_EDU_SECOND_DEVICE", "1") != "0"     # as in conftest.py
 
 
 def git(*args, cwd):
@@ -59,7 +58,7 @@ def package_is_unseen(python: Path, cwd: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def colab(tmp_path_factory):
-    """(release repository, virtual environment's site-packages, environment for the kernels)."""
+    """(release repository, the throw-away environment's python and site-packages, environment for the kernels)."""
     root = tmp_path_factory.mktemp("colab")
 
     # the release: this working tree (tracked and new files), committed and tagged as the setup cell says
@@ -95,7 +94,7 @@ def colab(tmp_path_factory):
         "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab-like", "language": "python"}))
     ipython = root / "ipython"
-    if EMULATED:    # the emulated second device, started before the package is installed
+    if SECOND_DEVICE:    # the emulated second device, started before the package is installed
         second_device_ipython_dir(ipython)
     startup = ipython / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
@@ -144,7 +143,7 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
 
     where = text(nb.cells[-1])
     assert f"alexnet_edu from {site}/alexnet_edu/" in where, "the chapter ran the installed package"
-    if EMULATED:
+    if SECOND_DEVICE:
         assert where.rstrip().endswith("on cpu:0"), "the emulated device took over the package installed late"
     printed = "\n".join(text(c) for c in nb.cells if c.cell_type == "code")
     assert "No reference GPU run has been recorded" not in printed   # the book has one; say why it is not shown
