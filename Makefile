@@ -56,7 +56,7 @@ book: setup
 	@echo "The book is in book/_build/html/index.html"
 
 test: setup
-	$(PY) -m pytest --nbval-lax --nbval-current-env
+	$(PY) -m pytest -n auto --nbval-lax --nbval-current-env
 
 # Re-execute the chapters whose code changed, in place, saving the outputs the website shows (profile:
 # cpu here, full on a GPU). Chapters with full-profile outputs are kept; add ARGS=--force to replace them.

@@ -9,6 +9,10 @@ The stand-in for Colab:
 - a ``google.colab`` module, imported when the kernel starts, as Colab does;
 - the setup cell's github.com URL pointed at a git repository made from this working tree and tagged
   with the release the cell installs.
+Since this is the one run of each chapter's solutions outside nbval, it also checks the grades an
+instructor relies on: every hidden test of the chapter's autograded exercises (otter's test files, run
+as otter runs them) gives the chapter's own answers every point and the blank copy's stubs none.
+(`ALEXNET_EDU_GRADE_ALL=1` makes tests/test_assignment.py grade every chapter with otter itself too.)
 It does not stand in for Colab's own package versions, its GPU, or its widget manager; nor for the
 reference run's download (Colab installs from GitHub, so a chapter there downloads the run of its
 commit: tests/test_reference.py covers that path; here the chapter says why no run is shown).
@@ -16,6 +20,7 @@ The test environment must hold the package as an editable install (`make setup` 
 which the throw-away environment does not see.
 """
 
+import importlib.util
 import json
 import os
 import re
@@ -23,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import urllib.parse
 from pathlib import Path
 
@@ -31,6 +37,7 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
+from alexnet_edu.assignment import chapters, load_grading
 from conftest import SECOND_DEVICE, second_device_ipython_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -42,6 +49,25 @@ NOTEBOOKS = sorted(BOOK.glob("*.ipynb"))
 REPOSITORY = yaml.safe_load((BOOK / "_config.yml").read_text())["repository"]["url"]
 KERNEL = "colab-like"
 WHERE = "import alexnet_edu; print('alexnet_edu from', alexnet_edu.__file__, 'on', alexnet_edu.default_device())"
+# Run last in a chapter with graded exercises: every hidden test, as otter runs it, on the chapter's own
+# answers and on the answers a blank student copy leaves (its stubs, over the chapter's objects).
+GRADES = """def _grades(chapter):
+    import json
+    from otter.test_files import ExceptionTestFile
+    from alexnet_edu.assignment import load_grading, otter_test_file
+    found = {}
+    for label, exercise in load_grading(chapter).exercises.items():
+        if exercise.graded_by_otter:
+            scores = []
+            for answers in ("", exercise.stub):
+                namespace = dict(globals())
+                exec(answers, namespace)
+                tests = ExceptionTestFile.from_string(otter_test_file(exercise, hidden=True), path=label + ".py")
+                tests.run(namespace)
+                scores.append(tests.score)
+            found[label] = [*scores, exercise.points]
+    print("grades", json.dumps(found))
+"""
 
 
 def git(*args, cwd):
@@ -114,8 +140,17 @@ def point_setup_cell_at(nb, repo: Path) -> None:
     setup.source = setup.source.replace(REPOSITORY, f"file://localhost{urllib.parse.quote(str(repo))}")
 
 
+@pytest.fixture
+def short_tmp():
+    """The chapter's TMPDIR, to see what it leaves there. Short: multiprocessing puts AF_UNIX sockets in it,
+    whose paths may not exceed 107 bytes, and with pytest-xdist's longer tmp_path d2l's DataLoader workers
+    in the training chapter waited forever."""
+    with tempfile.TemporaryDirectory(prefix="colab-tmp-") as folder:
+        yield Path(folder)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, monkeypatch):
+def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, short_tmp, monkeypatch):
     repo, python, site, env = colab
     # every chapter installs the package itself, into an environment without it, as in a new Colab runtime
     subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "alexnet-edu"], check=True,
@@ -123,13 +158,15 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     assert package_is_unseen(python, tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(short_tmp))
     content = tmp_path / "content"            # the working folder: nothing of the book's beside the chapter
     content.mkdir()
     nb = nbformat.read(path, as_version=4)
     point_setup_cell_at(nb, repo)
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))
+    graded = path.stem in chapters() and importlib.util.find_spec("otter") is not None
+    if graded:
+        nb.cells.append(nbformat.v4.new_code_cell(f"{GRADES}\n\n_grades({path.stem!r})"))
     nbformat.write(nb, content / path.name)
 
     # the kernel is killed at the end, as nbval does (and as a crashed or recycled runtime is): no
@@ -141,6 +178,11 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
         return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
                        for o in cell.get("outputs", []))
 
+    if graded:   # this run is the chapter's solutions run outside nbval: the grades an instructor relies on
+        grades = json.loads(re.search(r"^grades (\{.*\})$", text(nb.cells.pop()), re.M).group(1))
+        assert set(grades) == {label for label, e in load_grading(path.stem).exercises.items() if e.graded_by_otter}
+        for label, (own, blank, points) in grades.items():
+            assert (own, blank) == (points, 0), f"{label}: the chapter's answer earns {own} of {points}, the stub {blank}"
     where = text(nb.cells[-1])
     assert f"alexnet_edu from {site}/alexnet_edu/" in where, "the chapter ran the installed package"
     if SECOND_DEVICE:
@@ -149,5 +191,5 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     assert "No reference GPU run has been recorded" not in printed   # the book has one; say why it is not shown
     if re.search(r"find_reference_run\(", "\n".join(c.source for c in nb.cells)):
         assert "no reference run shown: data/reference/ is not beside this chapter" in printed
-    left = sorted(p.name for p in (tmp_path / "tmp").iterdir() if not p.name.startswith("torchelastic_"))
+    left = sorted(p.name for p in short_tmp.iterdir() if not p.name.startswith("torchelastic_"))
     assert left == [], f"the chapter left temporary files behind: {left}"   # torchrun keeps its own logs
