@@ -54,7 +54,7 @@ PROFILES = {
     "cpu": Profile("cpu", 6000, 2000, 96, 3, 32, 0.02,
                    "A couple of minutes on a laptop CPU: a class-balanced subset, smaller images and fewer "
                    "epochs than the full recipe, so accuracies are lower than on a GPU."),
-    "smoke": Profile("smoke", 320, 200, 96, 1, 32, 0.02,
+    "smoke": Profile("smoke", 160, 100, 96, 1, 32, 0.02,
                      "A seconds-long check that the code runs, used by the tests; its numbers mean nothing."),
 }
 

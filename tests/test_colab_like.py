@@ -30,6 +30,8 @@ import sys
 import sysconfig
 import tempfile
 import urllib.parse
+import warnings
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -140,6 +142,21 @@ def point_setup_cell_at(nb, repo: Path) -> None:
     setup.source = setup.source.replace(REPOSITORY, f"file://localhost{urllib.parse.quote(str(repo))}")
 
 
+def slow_cells(nb, limit: float):
+    """(number among the code cells, seconds) of each cell that took over ``limit`` seconds, from the
+    timestamps nbclient records."""
+    found = []
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for number, cell in enumerate(code):
+        times = cell.metadata.get("execution", {})
+        if "iopub.status.busy" in times and "shell.execute_reply" in times:
+            start, end = (datetime.fromisoformat(times[k].replace("Z", "+00:00"))
+                          for k in ("iopub.status.busy", "shell.execute_reply"))
+            if (end - start).total_seconds() > limit:
+                found.append((number, (end - start).total_seconds()))
+    return found
+
+
 @pytest.fixture
 def short_tmp():
     """The chapter's TMPDIR, to see what it leaves there. Short: multiprocessing puts AF_UNIX sockets in it,
@@ -178,6 +195,8 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
         return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))
                        for o in cell.get("outputs", []))
 
+    for number, seconds in slow_cells(nb, 120):   # smoke cells take seconds: say where a stall happened
+        warnings.warn(f"{path.stem}: code cell {number} took {seconds:.0f} s")
     if graded:   # this run is the chapter's solutions run outside nbval: the grades an instructor relies on
         grades = json.loads(re.search(r"^grades (\{.*\})$", text(nb.cells.pop()), re.M).group(1))
         assert set(grades) == {label for label, e in load_grading(path.stem).exercises.items() if e.graded_by_otter}

@@ -49,7 +49,7 @@ def test_two_processes_train_as_one_and_resume(tmp_path):
     # the same batches, hits and test counts; losses and weights equal up to float rounding
     for key in ("train_acc", "test_acc", "batch_train_acc"):
         assert h2[key] == h1[key], key
-    assert len(h2["batch_train_acc"]) == 20   # 320 images in batches of 32, two epochs
+    assert len(h2["batch_train_acc"]) == 10   # the smoke profile's 160 images in batches of 32, two epochs
     torch.testing.assert_close(h2["train_loss"], h1["train_loss"], rtol=0, atol=1e-5)
     w1, w2 = (torch.load(folder / "checkpoint.pt")["model"] for folder in (one, two))
     torch.manual_seed(0)   # the CLI's seed: where both runs started
