@@ -22,7 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
+import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -245,10 +245,12 @@ def _decompress_all(source: Path, target: Path, *, published: bool) -> None:
 def _copy_checked(source: Path, name: str, dest: Path, published: bool) -> None:
     """Copy (un-gzipping if needed) one file into place, or fail with a sentence naming it."""
     src = source / f"{name}.gz" if (source / f"{name}.gz").is_file() else source / name
-    tmp = dest.with_suffix(".partial")
+    # a temporary file of its own: another kernel or process may be filling the cache at the same time
+    handle, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f"{dest.name}.", suffix=".partial")
+    tmp = Path(tmp)
     md5 = hashlib.md5()
     try:
-        with (gzip.open(src) if src.suffix == ".gz" else open(src, "rb")) as fin, open(tmp, "wb") as fout:
+        with open(handle, "wb") as fout, (gzip.open(src) if src.suffix == ".gz" else open(src, "rb")) as fin:
             while chunk := fin.read(1 << 20):
                 md5.update(chunk)
                 fout.write(chunk)
@@ -258,6 +260,9 @@ def _copy_checked(source: Path, name: str, dest: Path, published: bool) -> None:
             f"{src} is truncated or corrupt ({exc}). Get a fresh copy: "
             f"{'sudo apt-get install --reinstall dataset-fashion-mnist' if published else 'download it again'}"
         ) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     if published and md5.hexdigest() != PUBLISHED_MD5[name]:
         tmp.unlink(missing_ok=True)
         raise CorruptDataError(
@@ -265,4 +270,4 @@ def _copy_checked(source: Path, name: str, dest: Path, published: bool) -> None:
             f"(md5 {md5.hexdigest()}, expected {PUBLISHED_MD5[name]}). "
             f"Reinstall it: sudo apt-get install --reinstall dataset-fashion-mnist"
         )
-    shutil.move(tmp, dest)
+    os.replace(tmp, dest)   # atomic: a reader sees the old file or the whole new one

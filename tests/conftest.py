@@ -113,7 +113,9 @@ def solution_of_each_code_cell(cells):
 def pytest_xdist_make_scheduler(config, log):
     """Under pytest-xdist: each test goes to whichever worker is free, except nbval's items, a notebook's
     cells run in order in one kernel, which go to one worker together. (xdist's own --dist loadgroup
-    does not group with pytest 9.2, which ignores the node id it rewrites.)"""
+    does not group with pytest 9.2, which ignores the node id it rewrites.) Another --dist is left to xdist."""
+    if config.getvalue("dist") != "load":
+        return None
     from xdist.scheduler import LoadScopeScheduling
 
     class NotebooksWhole(LoadScopeScheduling):

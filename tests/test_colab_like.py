@@ -181,7 +181,9 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     nb = nbformat.read(path, as_version=4)
     point_setup_cell_at(nb, repo)
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))
-    graded = path.stem in chapters() and importlib.util.find_spec("otter") is not None
+    graded = path.stem in chapters()
+    if graded and importlib.util.find_spec("otter") is None:
+        pytest.fail("otter-grader is missing, so this chapter's grades go unchecked: pip install -e '.[grade]'")
     if graded:
         nb.cells.append(nbformat.v4.new_code_cell(f"{GRADES}\n\n_grades({path.stem!r})"))
     nbformat.write(nb, content / path.name)

@@ -127,3 +127,37 @@ def test_a_corrupt_file_in_the_cache_is_replaced_not_loaded(isolated, monkeypatc
     monkeypatch.setattr(data_module, "SYSTEM_DIR", isolated / "gone")
     with pytest.warns(UserWarning, match="fetched again"), pytest.raises(DataNotFoundError):
         load_fashion_mnist(download=False)
+
+
+def test_two_processes_filling_the_cache_at_once_both_succeed(tmp_path, monkeypatch):
+    """Two kernels (or pytest-xdist workers) that find the cache empty decompress the same file at the
+    same time. Here the second copy runs to the end while the first is half-way through its write."""
+    source = write_tiny_fashion_mnist(tmp_path / "source")
+    name = data_module.FILES[0]
+    dest = tmp_path / "cache" / name
+    dest.parent.mkdir()
+    real_open = gzip.open
+    interrupted = []
+
+    class FirstReadLetsTheOtherFinish:
+        def __init__(self, path):
+            self.f = real_open(path)
+
+        def read(self, size):
+            if not interrupted:
+                interrupted.append(True)
+                data_module._copy_checked(source, name, dest, published=False)   # the other process
+            return self.f.read(size)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(data_module.gzip, "open", lambda path: FirstReadLetsTheOtherFinish(path)
+                        if not interrupted else real_open(path))
+    data_module._copy_checked(source, name, dest, published=False)
+    with real_open(source / f"{name}.gz") as f:
+        assert dest.read_bytes() == f.read()
+    assert [p.name for p in dest.parent.iterdir()] == [name]   # no partial file left behind
