@@ -100,6 +100,16 @@ def otter_test_file(exercise: Exercise, hidden: bool) -> str:
     return "\n".join(lines)
 
 
+def hidden_score(exercise: Exercise, namespace: dict) -> float:
+    """The points ``exercise``'s tests, hidden ones included, give the answers in ``namespace`` (a
+    notebook's globals), run as otter runs them."""
+    from otter.test_files import ExceptionTestFile
+
+    tests = ExceptionTestFile.from_string(otter_test_file(exercise, hidden=True), path=f"{exercise.label}.py")
+    tests.run(namespace)
+    return tests.score
+
+
 def write_tests(grading: Grading, folder: Path, hidden: bool) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     written = []

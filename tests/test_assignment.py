@@ -18,8 +18,8 @@ pytest.importorskip("otter", reason="alexnet-edu[grade] (otter-grader) is not in
 
 from otter.test_files import ExceptionTestFile  # noqa: E402
 
-from alexnet_edu.assignment import (chapters, grade_folder, load_grading, otter_test_file, solutions_notebook,  # noqa: E402
-                                    student_notebook, write_assignment)
+from alexnet_edu.assignment import (chapters, grade_folder, hidden_score, load_grading, otter_test_file,  # noqa: E402
+                                    solutions_notebook, student_notebook, write_assignment)
 from alexnet_edu.cli import main  # noqa: E402
 from conftest import solution_of_each_code_cell  # noqa: E402
 
@@ -96,9 +96,7 @@ def test_the_stubs_earn_nothing_and_crash_nothing(name):
         if exercise.graded_by_otter:
             env = {}
             exec(exercise.stub, env)
-            result = ExceptionTestFile.from_string(otter_test_file(exercise, hidden=True), path=f"{label}.py")
-            result.run(env)
-            assert result.score == 0, label
+            assert hidden_score(exercise, env) == 0, label
 
 
 def read_names(source):

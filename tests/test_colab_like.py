@@ -55,8 +55,7 @@ WHERE = "import alexnet_edu; print('alexnet_edu from', alexnet_edu.__file__, 'on
 # answers and on the answers a blank student copy leaves (its stubs, over the chapter's objects).
 GRADES = """def _grades(chapter):
     import json
-    from otter.test_files import ExceptionTestFile
-    from alexnet_edu.assignment import load_grading, otter_test_file
+    from alexnet_edu.assignment import hidden_score, load_grading
     found = {}
     for label, exercise in load_grading(chapter).exercises.items():
         if exercise.graded_by_otter:
@@ -64,9 +63,7 @@ GRADES = """def _grades(chapter):
             for answers in ("", exercise.stub):
                 namespace = dict(globals())
                 exec(answers, namespace)
-                tests = ExceptionTestFile.from_string(otter_test_file(exercise, hidden=True), path=label + ".py")
-                tests.run(namespace)
-                scores.append(tests.score)
+                scores.append(hidden_score(exercise, namespace))
             found[label] = [*scores, exercise.points]
     print("grades", json.dumps(found))
 """
