@@ -278,7 +278,8 @@ def test_grading_takes_a_positive_number_of_jobs(tmp_path, capsys):
 @pytest.mark.parametrize("name", GRADED)
 def test_the_chapters_solutions_earn_every_point_and_its_blank_copy_none(name, tmp_path):
     """Executes the chapter twice in the smoke profile with otter, at the same time: its solutions and
-    the blank student copy (7.6 minutes for all the chapters on 2 idle cores). Off by default: `make test`
+    the blank student copy (7.6 minutes for all the chapters on 2 idle cores, with the earlier 320-image
+    smoke profile). Off by default: `make test`
     checks the same grades in the run it makes of each chapter anyway (tests/test_colab_like.py runs every
     hidden test on the chapter's own answers and on the stubs), and the architecture chapter end to end
     with otter above. Run it with ALEXNET_EDU_GRADE_ALL=1 before a release."""
