@@ -109,11 +109,16 @@ def solution_of_each_code_cell(cells):
     return found
 
 
+# Files whose tests go to one worker together (below): a notebook's cells, which nbval runs in order in
+# one kernel, and the browser test, which builds the website once and loads each page once for its three tests.
+KEPT_TOGETHER = (".ipynb", "tests/test_site.py")
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """Under pytest-xdist: each test goes to whichever worker is free, except nbval's items, a notebook's
-    cells run in order in one kernel, which go to one worker together. (xdist's own --dist loadgroup
-    does not group with pytest 9.2, which ignores the node id it rewrites.) Another --dist is left to xdist."""
+    """Under pytest-xdist: each test goes to whichever worker is free, except those of KEPT_TOGETHER's files,
+    which go to one worker, file by file. (xdist's own --dist loadgroup does not group with pytest 9.2,
+    which ignores the node id it rewrites.) Another --dist is left to xdist."""
     if config.getvalue("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -121,6 +126,6 @@ def pytest_xdist_make_scheduler(config, log):
     class NotebooksWhole(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             path = nodeid.split("::", 1)[0]
-            return path if path.endswith(".ipynb") else nodeid
+            return path if path.endswith(KEPT_TOGETHER) else nodeid
 
     return NotebooksWhole(config, log)
