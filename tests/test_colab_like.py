@@ -13,9 +13,11 @@ Since this is the one run of each chapter's solutions outside nbval, it also che
 instructor relies on: every hidden test of the chapter's autograded exercises (otter's test files, run
 as otter runs them) gives the chapter's own answers every point and the blank copy's stubs none.
 (`ALEXNET_EDU_GRADE_ALL=1` makes tests/test_assignment.py grade every chapter with otter itself too.)
-It does not stand in for Colab's own package versions, its GPU, or its widget manager; nor for the
-reference run's download (Colab installs from GitHub, so a chapter there downloads the run of its
-commit: tests/test_reference.py covers that path; here the chapter says why no run is shown).
+Colab installs from GitHub, so a chapter there downloads the book's reference GPU run of that commit
+(tests/test_reference.py covers the download): here the two chapters that show the run find one beside
+them instead, recorded by this code in the smoke profile, so that the code that reads a run, and what
+the chapters show of it, are checked without a GPU; the other chapters say why no run is shown.
+It does not stand in for Colab's own package versions, its GPU, or its widget manager.
 The test environment must hold the package as an editable install (`make setup` does: `pip install -e`),
 which the throw-away environment does not see.
 """
@@ -39,7 +41,11 @@ import pytest
 import yaml
 from nbclient import NotebookClient
 
+import torch
+
 from alexnet_edu.assignment import chapters, load_grading
+from alexnet_edu.cli import main
+from alexnet_edu.reference import CONV_WEIGHTS
 from conftest import SECOND_DEVICE, second_device_ipython_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -67,6 +73,14 @@ GRADES = """def _grades(chapter):
             found[label] = [*scores, exercise.points]
     print("grades", json.dumps(found))
 """
+# The chapters that show the reference run, and what each checks last, in its own namespace, about it.
+SHOW_REFERENCE = {
+    "training": "assert recorded.profile == 'smoke' and recorded.epochs == 1\nprint('reference checked')",
+    "inside": ("saved = torch.load('data/reference/" + CONV_WEIGHTS + "')\n"
+               "assert torch.equal(shown.features[0].weight.detach().cpu().half(), saved['0.weight'])\n"
+               "assert shown is not trained_here and shown_resolution == recorded.settings['resolution']\n"
+               "print('reference checked')"),
+}
 
 
 def git(*args, cwd):
@@ -154,6 +168,19 @@ def slow_cells(nb, limit: float):
     return found
 
 
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """``data/reference/`` as the book keeps it (history.json and the fp16 convolutions), recorded by
+    the same command as the book's GPU run, in the smoke profile."""
+    reference = tmp_path_factory.mktemp("recorded") / "data" / "reference"
+    assert main(["train", "--model", "alexnet", "--profile", "smoke", "--out", str(reference), "--save-convs"]) == 0
+    (reference / "checkpoint.pt").unlink()          # git-ignored: the book does not keep it
+    assert sorted(p.name for p in reference.iterdir()) == [CONV_WEIGHTS, "history.json"]
+    saved = torch.load(reference / CONV_WEIGHTS)
+    assert saved["0.weight"].dtype == torch.float16 and saved["0.weight"].shape == (96, 1, 11, 11)
+    return reference
+
+
 @pytest.fixture
 def short_tmp():
     """The chapter's TMPDIR, to see what it leaves there. Short: multiprocessing puts AF_UNIX sockets in it,
@@ -164,7 +191,8 @@ def short_tmp():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, short_tmp, monkeypatch):
+def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, path, tmp_path, short_tmp, monkeypatch,
+                                                                     request):
     repo, python, site, env = colab
     # every chapter installs the package itself, into an environment without it, as in a new Colab runtime
     subprocess.run([str(python), "-m", "pip", "uninstall", "-q", "-y", "alexnet-edu"], check=True,
@@ -177,6 +205,10 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
     content.mkdir()
     nb = nbformat.read(path, as_version=4)
     point_setup_cell_at(nb, repo)
+    shows_reference = path.stem in SHOW_REFERENCE
+    if shows_reference:   # where Colab's download would put it
+        shutil.copytree(request.getfixturevalue("reference_run"), content / "data" / "reference")
+        nb.cells.append(nbformat.v4.new_code_cell(SHOW_REFERENCE[path.stem]))
     nb.cells.append(nbformat.v4.new_code_cell(WHERE))
     graded = path.stem in chapters()
     if graded and importlib.util.find_spec("otter") is None:
@@ -207,7 +239,18 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
         assert where.rstrip().endswith("on cpu:0"), "the emulated device took over the package installed late"
     printed = "\n".join(text(c) for c in nb.cells if c.cell_type == "code")
     assert "No reference GPU run has been recorded" not in printed   # the book has one; say why it is not shown
-    if re.search(r"find_reference_run\(", "\n".join(c.source for c in nb.cells)):
+    if shows_reference:
+        assert text(nb.cells[-2]).strip() == "reference checked"
+        assert "reference run shown" not in printed
+    elif re.search(r"find_reference_run\(", "\n".join(c.source for c in nb.cells)):
         assert "no reference run shown: data/reference/ is not beside this chapter" in printed
+    if path.stem == "training":
+        shown = next(c for c in nb.cells if c.cell_type == "code" and "recorded on" in text(c))
+        assert "with commit" in text(shown)
+        assert any({"image/png", "image/svg+xml"} & set(o.get("data", {})) for o in shown.outputs), \
+            "the recorded curves are drawn"   # svg: d2l's train_ch6 above switched the format
+    if path.stem == "inside":
+        assert "kernels and feature maps below: convolutions of the reference run recorded on" in printed
+        assert "retrieval below (it needs the fully connected layers): trained on this page" in printed
     left = sorted(p.name for p in short_tmp.iterdir() if not p.name.startswith("torchelastic_"))
     assert left == [], f"the chapter left temporary files behind: {left}"   # torchrun keeps its own logs
