@@ -5,8 +5,8 @@
   own crop window (224/256 of its side) and its own coin flip, and one ``grid_sample`` call resamples
   the whole batch straight to the model's resolution.
 * PCA colour noise: add multiples of the principal components of the RGB pixel values, with
-  magnitudes proportional to their eigenvalues times a Gaussian ``alpha ~ N(0, 0.1)`` drawn once per
-  image. Only meaningful for colour images (Fashion-MNIST is grey).
+  magnitudes proportional to their eigenvalues times a Gaussian ``alpha`` (mean 0, standard deviation
+  0.1) drawn once per image. Only meaningful for colour images (Fashion-MNIST is grey).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def rgb_principal_components(images: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def pca_colour_noise(images: torch.Tensor, eigenvalues: torch.Tensor, eigenvectors: torch.Tensor, *,
                      std: float = 0.1, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Add ``eigenvectors @ (alpha * eigenvalues)`` to every pixel, alpha ~ N(0, std) per image and component."""
+    """Add ``eigenvectors @ (alpha * eigenvalues)`` to every pixel, alpha ~ N(0, std**2) per image and component."""
     alpha = torch.randn(images.shape[0], 3, generator=generator).to(images) * std
     shift = (alpha * eigenvalues) @ eigenvectors.T       # (N, 3): one RGB offset per image
     return images + shift[:, :, None, None]

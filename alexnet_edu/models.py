@@ -171,8 +171,9 @@ def xavier_init(model: nn.Module) -> nn.Module:
 
 
 def paper_init(model: "AlexNet") -> "AlexNet":
-    """The paper's initialisation (section 5): weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5
-    and the hidden fully connected layers (to give ReLUs positive inputs early on), 0 elsewhere."""
+    """The paper's initialisation (section 5): weights ~ N(0, 0.01²) (standard deviation 0.01); biases 1
+    in conv2, conv4, conv5 and the hidden fully connected layers (to give ReLUs positive inputs early
+    on), 0 elsewhere."""
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
     linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
     for m in convs + linears:
