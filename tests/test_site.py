@@ -59,6 +59,9 @@ def site(tmp_path_factory):
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     html = out / "_build" / "html"
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: run `make setup` (npm install axe-core into build/axe/)")
+    shutil.copy(AXE, html / "axe.min.js")   # the pages' copies below load it from beside them
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(html)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -115,9 +118,6 @@ def loaded(site, name: str) -> str:
     seconds), and its screenshot."""
     browser, url, html, pages = site
     if name not in pages:
-        if not AXE.exists():
-            pytest.fail("axe-core is missing: run `make setup` (npm install axe-core into build/axe/)")
-        shutil.copy(AXE, html / "axe.min.js")
         copy = html / f"checked-{name}.html"   # beside the page: the same links and scripts
         copy.write_text((html / f"{name}.html").read_text().replace("</body>", MEASURE_CODE + RUN_AXE + "</body>"))
         for attempt in range(2):   # once in a CI run, axe-core had not written its results in time: again
