@@ -30,7 +30,8 @@ KEYS = ("model", "optimizer", "history", "torch_rng", "shuffle_rng")   # what fi
 # (a GPU run can go on on a CPU).
 MUST_MATCH = ("model", "parameters", "lr", "batch_size", "resolution", "momentum", "weight_decay", "augment",
               "seed", "train_size", "test_size", "validation_size", "lr_drop_patience")
-WHAT_TO_DO = "Resume with the checkpoint's settings, or train into a new --out folder (out= in fit)."
+WHAT_TO_DO = ("Resume with the checkpoint's settings, or train into a new folder (--out on the command line, "
+              "out= in fit).")
 
 
 class CheckpointError(ValueError):

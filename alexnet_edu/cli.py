@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 
 from . import distributed, models
+from .checkpoint import CHECKPOINT, PREVIOUS
 from .data import DataNotFoundError, CorruptDataError, load_fashion_mnist
 from .profiles import PROFILES, get_profile
 from .reference import CONV_WEIGHTS, git_commit, save_conv_weights
@@ -28,6 +30,10 @@ from .summary import summary
 from .train import CheckpointError, CheckpointWriteError, ResumeMismatchError, default_device, fit
 
 MODELS = ("alexnet", "alexnet_paper", "lenet")
+
+
+class UsageError(Exception):
+    """The command was asked for something it will not do; the message says what to do instead."""
 
 
 def build_model(name: str, resolution: int) -> torch.nn.Module:
@@ -63,6 +69,13 @@ def cmd_train(args) -> None:
 
 def train(args, device: torch.device) -> None:
     profile = get_profile(args.profile)
+    out = Path(args.out)
+    if not args.resume and ((out / CHECKPOINT).exists() or (out / PREVIOUS).exists()):
+        raise UsageError(f"{out} already holds a run's checkpoint ({epochs_done(out)}): add --resume to "
+                         f"continue it, or give another --out to start a new run (nothing was changed)")
+    if device.type == "cpu" and profile.name in ("full", "small-gpu") and distributed.rank_and_world()[0] == 0:
+        print(f"alexnet-edu: the {profile.name} profile is sized for a GPU; on this CPU it takes hours (a "
+              f"projection follows after the first steps). --profile cpu trains in minutes.", file=sys.stderr)
     resolution = model_resolution(args.model, profile.resolution)
     with distributed.local_rank_0_first():   # one process per machine puts the data in the cache
         data = load_fashion_mnist(args.root, device)
@@ -81,6 +94,26 @@ def train(args, device: torch.device) -> None:
         save_conv_weights(model, Path(args.out) / CONV_WEIGHTS)
     print(history)
     print(f"history and checkpoint in {args.out}")
+
+
+def epochs_done(out: Path) -> str:
+    """How far the run in ``out`` got, from its history.json, in words."""
+    try:
+        return f"after epoch {len(json.loads((out / 'history.json').read_text())['train_loss'])}"
+    except (OSError, ValueError, KeyError):
+        return "no history.json beside it"
+
+
+def say_interrupted(args) -> None:
+    """After Ctrl-C: what was kept, and how to go on."""
+    if getattr(args, "command", None) != "train":
+        print("alexnet-edu: interrupted", file=sys.stderr)
+    elif (Path(args.out) / CHECKPOINT).exists() or (Path(args.out) / PREVIOUS).exists():
+        print(f"alexnet-edu: interrupted; the last checkpoint ({epochs_done(Path(args.out))}) is in {args.out}: "
+              f"run the same command with --resume to continue from it", file=sys.stderr)
+    else:
+        print(f"alexnet-edu: interrupted before the first checkpoint (one is written after every epoch): "
+              f"nothing to resume in {args.out}", file=sys.stderr)
 
 
 def cmd_summary(args) -> None:
@@ -208,13 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_grade)
 
     args = parser.parse_args(argv)
+    once_per_machine = os.environ.get("LOCAL_RANK", "0") == "0"   # under torchrun, every process runs this
     try:
         args.func(args)
     except (DataNotFoundError, CorruptDataError, ResumeMismatchError, CheckpointError, CheckpointWriteError,
-            distributed.LaunchError) as exc:
-        if os.environ.get("LOCAL_RANK", "0") == "0":   # under torchrun, once per machine
+            distributed.LaunchError, UsageError) as exc:
+        if once_per_machine:
             print(f"alexnet-edu: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if once_per_machine:
+            say_interrupted(args)
+        return 130   # the shell's status for Ctrl-C
     return 0
 
 

@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save:
             Path(args.save).parent.mkdir(parents=True, exist_ok=True)
             torch.save({k: v.cpu() for k, v in model.module.state_dict().items()}, args.save)
+            say(f"weights saved in {args.save}")
     distributed.finish()
     return 0
 

@@ -36,7 +36,8 @@ def under_torchrun() -> bool:
 
 def start() -> torch.device:
     """Join the processes torchrun started, and return this process's device: the GPU numbered
-    LOCAL_RANK on this machine (NCCL), or the CPU where there is no GPU (gloo)."""
+    LOCAL_RANK on this machine (NCCL), or the CPU (gloo) where the GPUs are hidden on purpose with
+    ``CUDA_VISIBLE_DEVICES=``; a machine without a GPU where nobody said so gets a LaunchError."""
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():
         gpus, here = torch.cuda.device_count(), int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
@@ -47,9 +48,17 @@ def start() -> torch.device:
                 f"CUDA_VISIBLE_DEVICES= to train in CPU processes)")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+    elif "CUDA_VISIBLE_DEVICES" not in os.environ:   # no GPU, and nobody asked for CPU processes
+        raise LaunchError(
+            "torchrun started this training on a machine where PyTorch sees no GPU, so every process "
+            "would train on the CPU, sharing its cores: run `alexnet-edu train` without torchrun, or, "
+            "to train in CPU processes on purpose (gloo), set CUDA_VISIBLE_DEVICES= (empty) for torchrun")
     else:
         device = torch.device("cpu")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if dist.get_rank() == 0:
+        print(f"{dist.get_world_size()} processes ({dist.get_backend()}), this machine's on "
+              f"{'GPUs' if device.type == 'cuda' else 'the CPU'}")
     return device
 
 

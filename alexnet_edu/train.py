@@ -382,7 +382,8 @@ def _say_projected_time(warm_up: tuple[float, int] | None, seen: int, to_train: 
         to_go = to_train - seen
         seconds = to_go / ((seen - seen_then) / (now - began))
         if seconds > 60:
-            tqdm.write(f"projected: about {seconds / 60:.0f} min for the {to_go:,} training images still "
+            took = f"{seconds / 60:.0f} min" if seconds < 2 * 3600 else f"{seconds / 3600:.1f} h"
+            tqdm.write(f"projected: about {took} for the {to_go:,} training images still "
                        f"to go, at the speed of steps {WARM_UP_STEPS + 1} to {WARM_UP_STEPS + 20} "
                        f"(evaluation not included)")
     return now, seen

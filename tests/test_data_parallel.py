@@ -17,6 +17,7 @@ def test_two_processes_take_the_same_steps_as_one(tmp_path):
         printed[n] = launch(n, TINY + ["--save", str(tmp_path / f"{n}.pt")])
         params[n] = torch.load(tmp_path / f"{n}.pt")
     assert "batch 32 = 2 x 16" in printed[2] and "batch 32 = 1 x 32" in printed[1]
+    assert f"weights saved in {tmp_path / '2.pt'}" in printed[2]
     # every gradient crosses between the processes once per step
     torch.manual_seed(0)
     initial = alexnet(image_size=96).state_dict()

@@ -71,6 +71,21 @@ def test_pointing_the_colab_setup_cell_at_a_new_release_leaves_the_outputs_curre
     assert code_hash(notebook) != before
 
 
+def test_a_new_release_version_leaves_the_outputs_current(tmp_path):
+    # tools/set_release.py rewrites __version__ in the package's __init__.py, which every chapter imports
+    package = tmp_path / "alexnet_edu"
+    package.mkdir()
+    init = package / "__init__.py"
+    init.write_text('"""The package."""\n\n__version__ = "0.1.0"\nfrom .models import alexnet\n')
+    (package / "models.py").write_text("def alexnet():\n    return 1\n")
+    notebook = new_notebook(cells=[new_code_cell("import alexnet_edu\nalexnet_edu.alexnet()")])
+    before = code_hash(notebook, package)
+    init.write_text(init.read_text().replace("0.1.0", "0.2.0"))
+    assert code_hash(notebook, package) == before
+    init.write_text(init.read_text().replace("from .models import alexnet", "from .models import alexnet as a"))
+    assert code_hash(notebook, package) != before
+
+
 def test_full_profile_outputs_are_kept_unless_forced(tmp_path, capsys):
     path = write_notebook(tmp_path / "gpu.ipynb", PRINT_PROFILE,
                           stamp={"profile": "full", "machine": "NVIDIA H200", "code": "old", "seconds": 30})

@@ -46,6 +46,11 @@ def test_cli_train_smoke_then_resume(isolated, tmp_path, capsys):
     history = json.loads((out / "history.json").read_text())
     assert history["profile"] == "smoke" and len(history["test_acc"]) == 1
     assert "profile 'smoke'" in capsys.readouterr().out
+    # the same folder again without --resume: refused before anything is read or written
+    saved = (out / "checkpoint.pt").read_bytes()
+    assert cli.main(["train", "--profile", "smoke", "--root", str(folder), "--out", str(out)]) == 2
+    assert f"{out} already holds a run's checkpoint (after epoch 1): add --resume" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == saved
     assert cli.main(["train", "--profile", "smoke", "--epochs", "2", "--root", str(folder), "--out", str(out),
                      "--resume", "--save-convs"]) == 0
     assert "resumed from" in capsys.readouterr().out
@@ -69,3 +74,26 @@ def test_cli_summary(capsys):
     assert cli.main(["summary", "--model", "alexnet_paper"]) == 0
     out = capsys.readouterr().out
     assert "60965224" in out and "96x55x55" in out
+
+
+def test_ctrl_c_says_what_was_kept_and_a_gpu_profile_on_a_cpu_warns_first(isolated, tmp_path, capsys, monkeypatch):
+    folder = write_tiny_fashion_mnist(isolated / "data", n_train=60, n_test=30)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "fit", interrupted)
+    monkeypatch.setattr(cli, "default_device", lambda: torch.device("cpu"))
+    fresh = tmp_path / "fresh"
+    assert cli.main(["train", "--profile", "full", "--root", str(folder), "--out", str(fresh)]) == 130
+    err = capsys.readouterr().err
+    assert "the full profile is sized for a GPU; on this CPU it takes hours" in err
+    assert f"interrupted before the first checkpoint (one is written after every epoch): nothing to resume in {fresh}" in err
+    # a run with a checkpoint after epoch 3, interrupted on resuming: where to go on from
+    fresh.mkdir()
+    (fresh / "checkpoint.pt").write_bytes(b"stand-in")
+    (fresh / "history.json").write_text(json.dumps({"train_loss": [2.0, 1.0, 0.5]}))
+    assert cli.main(["train", "--profile", "smoke", "--root", str(folder), "--out", str(fresh), "--resume"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the last checkpoint (after epoch 3) is in {fresh}: run the same command with --resume" in err
+    assert "sized for a GPU" not in err

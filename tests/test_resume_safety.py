@@ -86,7 +86,7 @@ def test_resume_with_another_model_is_refused_before_loading(run, capsys):
     refused(capsys, f"cannot resume from {run.out / CHECKPOINT}",
             "model: checkpoint has AlexNet, you asked for Sequential",
             "parameters: checkpoint has ", "resolution: checkpoint has 96, you asked for 28",
-            "Resume with the checkpoint's settings, or train into a new --out folder",
+            "Resume with the checkpoint's settings, or train into a new folder (--out on the command line",
             f"Nothing in {run.out} was changed")
     assert fingerprint(run.out) == before
 

@@ -40,6 +40,7 @@ def test_two_processes_train_as_one_and_resume(tmp_path):
 
     # process 0 alone printed, and wrote the folder: no second history, no stray files
     assert first.stdout.count("epoch 1: loss") == 1 and "epoch 2: loss" not in first.stdout
+    assert first.stdout.count("2 processes (gloo), this machine's on the CPU") == 1
     assert second.stdout.count("resumed from") == 1 and second.stdout.count("epoch 2: loss") == 1
     assert {p.name for p in two.iterdir()} == {"checkpoint.pt", "checkpoint.prev.pt", "history.json"}
 
@@ -80,3 +81,11 @@ def test_more_processes_than_gpus_says_what_to_do(monkeypatch):
         distributed.start()
     assert not dist.is_initialized()
 
+
+
+def test_no_gpu_and_no_request_for_cpu_processes_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(distributed.LaunchError, match="sees no GPU.*without torchrun.*CUDA_VISIBLE_DEVICES="):
+        distributed.start()

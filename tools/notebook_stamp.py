@@ -6,8 +6,8 @@ when, and ``code``: a hash of the notebook's code cells and of the package modul
 directly or through other modules. Prose (markdown) and outputs are left out, so editing a
 chapter's text does not make its outputs stale; changing its code, or a module it runs, does. A module no chapter imports (the command line, the handouts) can
 change without sending every chapter back to the GPU. Nor does the Colab setup cell (the first code
-cell, starting ``# Setup:``), which does nothing anywhere else: pointing it at a new release
-(tools/set_release.py) leaves every chapter's outputs current.
+cell, starting ``# Setup:``), which does nothing anywhere else, nor the package's ``__version__``
+line: pointing the book at a new release (tools/set_release.py) leaves every chapter's outputs current.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 KEY = "alexnet_edu"
 PACKAGE = Path(__file__).resolve().parents[1] / "alexnet_edu"
+VERSION_LINE = re.compile(rb'(?m)^__version__ = .*$\n?')   # set by tools/set_release.py
 
 
 def cell_source(cell) -> str:
@@ -62,11 +63,11 @@ def is_colab_setup(cell) -> bool:
 
 def code_hash(notebook, package: Path = PACKAGE) -> str:
     """sha256 over the package modules the notebook runs (sorted by name) and its code-cell sources,
-    the Colab setup cell left out."""
+    the Colab setup cell and the package's version line left out."""
     digest = hashlib.sha256()
     for path in imported_modules(notebook, package):
         digest.update(f"file {path.name}\n".encode())
-        digest.update(path.read_bytes())
+        digest.update(VERSION_LINE.sub(b"", path.read_bytes()))
     for cell in notebook["cells"]:
         if cell["cell_type"] == "code" and not is_colab_setup(cell):
             digest.update(b"\ncell\n")
