@@ -12,7 +12,7 @@ The arithmetic is the CPU's, so results are the same as without the emulation. W
 check: work in other threads (the mode belongs to the thread that started it), and what only a real
 GPU does differently (code under ``device.type == "cuda"``: mixed precision, channels_last, fused
 SGD, the GPU's random generator). The tests' notebook kernels start it from an IPython startup file
-(``tests/conftest.py``).
+(the repository's ``conftest.py``).
 """
 
 import importlib.abc

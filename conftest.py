@@ -1,3 +1,7 @@
+"""Set-up shared by the tests and the notebooks nbval executes. It sits at the repository's root so that
+it applies to both, also when a chapter is run alone (`pytest --nbval-lax book/relu.ipynb` runs it in the
+smoke profile with the emulated second device, as `make test` does, not in this machine's own profile)."""
+
 import atexit
 import gzip
 import os
@@ -28,7 +32,7 @@ from alexnet_edu import data as data_module  # noqa: E402
 # The notebooks the tests execute (nbval, otter, ...) run with an emulated second device
 # (tests/second_device.py): a chapter that mixes the CPU and default_device() fails here as it would on
 # a GPU. Their kernels start it from an IPython startup file; ALEXNET_EDU_SECOND_DEVICE=0 leaves it out.
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parent / "tests"
 STARTUP = f"""def _start_second_device():   # a function: the chapter's namespace gets no name from here
     import sys
     sys.path.insert(0, {str(TESTS)!r})
