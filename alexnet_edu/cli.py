@@ -62,7 +62,12 @@ def cmd_train(args) -> None:
     if not distributed.under_torchrun():
         return train(args, default_device())
     try:
-        train(args, distributed.start())
+        device = distributed.start()
+        rank, world = distributed.rank_and_world()
+        if rank == 0:
+            print(f"{world} process{'es' if world > 1 else ''} ({torch.distributed.get_backend()}), "
+                  f"this machine's on {'GPUs' if device.type == 'cuda' else 'the CPU'}")
+        train(args, device)
     finally:
         distributed.finish()
 

@@ -56,9 +56,6 @@ def start() -> torch.device:
     else:
         device = torch.device("cpu")
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if dist.get_rank() == 0:
-        print(f"{dist.get_world_size()} processes ({dist.get_backend()}), this machine's on "
-              f"{'GPUs' if device.type == 'cuda' else 'the CPU'}")
     return device
 
 

@@ -48,6 +48,7 @@ from alexnet_edu.reference import CONV_WEIGHTS
 from conftest import SECOND_DEVICE, second_device_ipython_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from kernel_polling import poll_channels_often  # noqa: E402
 from notebook_stamp import is_colab_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,8 +219,10 @@ def test_chapter_runs_alone_after_its_setup_cell_installs_the_release(colab, pat
 
     # the kernel is killed at the end, as nbval does (and as a crashed or recycled runtime is): no
     # finalizer runs, so a chapter must delete what it made itself
-    NotebookClient(nb, kernel_name=KERNEL, timeout=300,   # seconds a cell may take: smoke cells take a few
-                   shutdown_kernel="immediate", resources={"metadata": {"path": str(content)}}).execute()
+    client = NotebookClient(nb, kernel_name=KERNEL, timeout=300,   # seconds a cell may take: smoke cells take a few
+                            shutdown_kernel="immediate", resources={"metadata": {"path": str(content)}})
+    client.on_notebook_start = lambda notebook: poll_channels_often(client.kc)   # jupyter/nbclient#312
+    client.execute()
 
     def text(cell):
         return "".join(o.get("text", "") + "".join(o.get("data", {}).get("text/plain", ""))

@@ -36,6 +36,7 @@ except ImportError as missing:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from notebook_stamp import KEY, code_hash, stamp_of, trains_a_network  # noqa: E402
+from kernel_polling import poll_channels_often  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -173,6 +174,7 @@ async def execute(chapter: Chapter, args, env: dict, where: tuple[str, str], tor
             chapter.cell = f"code cell {code_cells.index(cell_index) + 1} of {len(code_cells)}"
 
     client.on_cell_start = on_cell_start
+    client.on_notebook_start = lambda notebook: poll_channels_often(client.kc)   # jupyter/nbclient#312
     chapter.client = client
     log(f"{chapter.name}: started (expected {chapter.expected:.0f} s)")
     start = time.monotonic()
