@@ -75,7 +75,7 @@ def cmd_train(args) -> None:
 def train(args, device: torch.device) -> None:
     profile = get_profile(args.profile)
     out = Path(args.out)
-    if not args.resume and ((out / CHECKPOINT).exists() or (out / PREVIOUS).exists()):
+    if not args.resume and holds_checkpoint(out):
         raise UsageError(f"{out} already holds a run's checkpoint ({epochs_done(out)}): add --resume to "
                          f"continue it, or give another --out to start a new run (nothing was changed)")
     if device.type == "cpu" and profile.name in ("full", "small-gpu") and distributed.rank_and_world()[0] == 0:
@@ -101,6 +101,11 @@ def train(args, device: torch.device) -> None:
     print(f"history and checkpoint in {args.out}")
 
 
+def holds_checkpoint(out: Path) -> bool:
+    """Whether ``out`` holds a checkpoint that --resume would continue from (the newest or the one before)."""
+    return (out / CHECKPOINT).exists() or (out / PREVIOUS).exists()
+
+
 def epochs_done(out: Path) -> str:
     """How far the run in ``out`` got, from its history.json, in words."""
     try:
@@ -113,7 +118,7 @@ def say_interrupted(args) -> None:
     """After Ctrl-C: what was kept, and how to go on."""
     if getattr(args, "command", None) != "train":
         print("alexnet-edu: interrupted", file=sys.stderr)
-    elif (Path(args.out) / CHECKPOINT).exists() or (Path(args.out) / PREVIOUS).exists():
+    elif holds_checkpoint(Path(args.out)):
         print(f"alexnet-edu: interrupted; the last checkpoint ({epochs_done(Path(args.out))}) is in {args.out}: "
               f"run the same command with --resume to continue from it", file=sys.stderr)
     else:
