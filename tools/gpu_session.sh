@@ -57,7 +57,8 @@ rm -f book/data/reference/checkpoint.pt book/data/reference/checkpoint.prev.pt
 
 # What the last GPU session (2026-11-27, one H100) left: LRN (a network with LRN trained 70 s a run
 # against 21 s without, so its eight runs take about 6 minutes: 4 x 70 + 4 x 21 s), ReLU (its glued
-# prose waits on branch pending-gpu-training-relu-lenet: merge it first), then Looking inside (its
+# prose waits on branch pending-gpu-training-relu-lenet: take book/relu.ipynb and alexnet_edu/assignments/
+# relu.yml from it first, see the README), then Looking inside (its
 # first 16 of 20 cells took 154 s; the rest was not timed, so its 200 s is an estimate). LRN's and
 # ReLU's seconds were measured there.
 CHAPTERS=${CHAPTERS:-lrn relu inside}
