@@ -82,7 +82,6 @@ def test_more_processes_than_gpus_says_what_to_do(monkeypatch):
     assert not dist.is_initialized()
 
 
-
 def test_no_gpu_and_no_request_for_cpu_processes_says_what_to_do(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

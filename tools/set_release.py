@@ -39,7 +39,9 @@ def set_release(version: str) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+    if sys.argv[1:] in (["-h"], ["--help"]):
         print(__doc__)
-        raise SystemExit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)
+        raise SystemExit(0)
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
     set_release(sys.argv[1])
